@@ -1,0 +1,188 @@
+"""The ``python -m seg_core`` command line. Each subcommand is a thin wrapper over the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+
+def _train(args: argparse.Namespace) -> int:
+    from seg_core.train import TrainConfig, train
+
+    model_config: dict[str, Any] = json.loads(args.model_config) if args.model_config else {}
+    if args.width:
+        model_config["width"] = args.width
+    config = TrainConfig(
+        arch=args.arch,
+        dataset=args.dataset,
+        data_root=args.data_root,
+        model_config=model_config,
+        size=args.size,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        patience=args.patience,
+        seed=args.seed,
+        device=args.device,
+        threads=args.threads,
+        max_minutes=args.max_minutes,
+        out_id=args.out_id or "",
+        **({"weights_dir": args.weights_dir} if args.weights_dir else {}),
+    )
+    summary = train(config, resume=args.resume, progress=not args.no_progress)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from seg_core.models import get_spec, list_models
+    from seg_core.weights import list_weights, read_config, resolve_weights
+
+    if args.json:
+        architectures = [get_spec(name).to_dict() for name in list_models()]
+        weights = [{"id": w, **read_config(resolve_weights(w))} for w in list_weights()]
+        print(json.dumps({"architectures": architectures, "weights": weights}, indent=2))
+        return 0
+    print("Architectures (python -m seg_core train --arch NAME):")
+    for name in list_models():
+        spec = get_spec(name)
+        print(f"  {name:<18} {spec.title}{'  [spiking, T=' + str(spec.time_steps) + ']' if spec.spiking else ''}")
+    print("Trained weights (--model ID):")
+    for weights_id in list_weights() or ["(none yet)"]:
+        print(f"  {weights_id}")
+    return 0
+
+
+def _segment(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from seg_core.inference import Segmenter
+    from seg_core.postprocess import PostProcessing
+    from seg_core.scans import describe, load_scan, save_mask
+    from seg_core.weights import load_model
+
+    inputs = [Path(p) for p in args.inputs]
+    scan = load_scan(inputs[0] if len(inputs) == 1 else inputs, modalities=tuple(args.modalities.split(",")) if args.modalities else None)
+    segmenter = Segmenter(load_model(args.model))
+    postprocessing = PostProcessing(
+        threshold=args.threshold if args.threshold is not None else segmenter.threshold,
+        opening_radius=args.opening,
+        closing_radius=args.closing,
+        fill_holes=args.fill_holes,
+        largest_component_only=args.largest_component,
+        min_size_mm2=args.min_size,
+    )
+    prediction = segmenter(scan, postprocessing)
+    out = Path(args.out)
+    if scan.is_2d and out.suffix.lower() not in (".png", ".nii", ".gz"):
+        raise SystemExit(f"--out {out}: use a .png (or .nii.gz) file name")
+    save_mask(scan, prediction.mask, out, fmt="png" if out.suffix.lower() == ".png" else "nifti")
+    report = {
+        "input": describe(scan),
+        "model": prediction.model_id,
+        "out": str(out),
+        "seconds": round(prediction.seconds, 3),
+        **{k: v for k, v in prediction.sizes.items() if not isinstance(v, list)},
+        "slices_with_tumor": [i for i, present in enumerate(prediction.slice_presence) if present],
+    }
+    if args.json:
+        print(json.dumps(report, indent=2, default=float))
+    else:
+        print(f"{scan.name or inputs[0].name}: {prediction.model_id} in {prediction.seconds:.2f} s -> {out}")
+        for key, value in report.items():
+            if key not in ("input", "model", "out", "seconds"):
+                print(f"  {key}: {value}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from seg_core.evaluate import evaluate, format_table, write_test_metrics
+
+    result = evaluate(args.model, args.dataset, args.data_root, split=args.split, limit=args.limit or None)
+    if args.write:
+        write_test_metrics(result)
+    if args.json:
+        print(json.dumps(result, indent=2, default=float))
+    else:
+        print(format_table(result))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m seg_core", description="BrainSeg Studio: brain tumor segmentation engine.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train an architecture on a dataset's training split")
+    train.add_argument("--arch", required=True, help="registry name, e.g. unet")
+    train.add_argument("--dataset", required=True, help="figshare, lgg, brats2015 ...")
+    train.add_argument("--data-root", required=True, help="folder holding the dataset folders (e.g. ../shared/data)")
+    train.add_argument("--width", type=int, default=0, help="first-stage channels (unet: 64 paper, 16 lite)")
+    train.add_argument("--model-config", default="", help="extra architecture settings as JSON")
+    train.add_argument("--size", type=int, default=128, help="training resolution in pixels (square)")
+    train.add_argument("--epochs", type=int, default=60)
+    train.add_argument("--batch-size", type=int, default=16)
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--patience", type=int, default=10, help="early stopping: epochs without validation gain")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    train.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
+    train.add_argument("--max-minutes", type=float, default=0.0, help="stop after this many minutes (resume later)")
+    train.add_argument("--out-id", default="", help="weights id (default <arch>.<dataset>)")
+    train.add_argument("--weights-dir", default="", help="where to write the weights folder (default weights/)")
+    train.add_argument("--resume", action="store_true", help="continue from runs/<id>/checkpoint.pt")
+    train.add_argument("--no-progress", action="store_true", help="no tqdm bars (for logs)")
+    train.set_defaults(handler=_train)
+
+    models = commands.add_parser("models", help="list architectures and trained weights")
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(handler=_models)
+
+    segment = commands.add_parser("segment", help="segment a scan and write the mask")
+    segment.add_argument("inputs", nargs="+", help="image, NIfTI, DICOM file/folder, ZIP, or a BraTS case's files")
+    segment.add_argument("--model", required=True, help="weights id, e.g. unet.figshare, or a weights folder")
+    segment.add_argument("--out", required=True, help="mask file: .nii.gz for volumes, .png for 2D images")
+    segment.add_argument("--modalities", default="", help="override channel names, e.g. t1c or flair,t1c")
+    segment.add_argument("--threshold", type=float, default=None, help="probability threshold (default: the model's)")
+    segment.add_argument("--opening", type=int, default=0, help="morphological opening radius in pixels")
+    segment.add_argument("--closing", type=int, default=0, help="morphological closing radius in pixels")
+    segment.add_argument("--fill-holes", action="store_true")
+    segment.add_argument("--largest-component", action="store_true", help="keep only the largest tumor component")
+    segment.add_argument("--min-size", type=float, default=0.0, help="drop components below this area in mm^2")
+    segment.add_argument("--json", action="store_true", help="print the report as JSON")
+    segment.set_defaults(handler=_segment)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate weights on a dataset folder")
+    evaluate.add_argument("--model", required=True, help="weights id, e.g. unet.figshare")
+    evaluate.add_argument("--dataset", required=True, help="layout of the folder: figshare, lgg, brats2015, brats, coco")
+    evaluate.add_argument("--data-root", required=True, help="folder holding the dataset folder")
+    evaluate.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
+    evaluate.add_argument("--limit", type=int, default=0, help="evaluate only the first N images (volumes)")
+    evaluate.add_argument("--write", action="store_true", help="record the figures in weights/<id>/metrics.json")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(handler=_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose or args.command == "train" else logging.WARNING, format="%(message)s")
+    from seg_core.data import DatasetError
+    from seg_core.scans import ScanError
+    from seg_core.weights import WeightsError
+
+    try:
+        return args.handler(args)
+    except (ScanError, WeightsError, DatasetError, KeyError, FileNotFoundError) as error:
+        # Expected problems (a bad file, an unknown model) get one clear line, not a traceback.
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Evaluation: ``python -m seg_core evaluate --model unet.figshare --dataset figshare --data-root DIR``.
+
+Every image is segmented at its native resolution (the model's resizing is part of what is
+evaluated) with the same :class:`~seg_core.inference.Segmenter` the app uses, then compared with the
+ground truth by :mod:`seg_core.metrics`. Figures are per image (the mean over slices, each slice
+weighted equally) and, for volumetric datasets, per volume (a patient's slices stacked).
+
+``--split test`` reads the committed split; ``--split all`` evaluates every case in the folder, so
+any folder in one of the public layouts, including a full-resolution download, can be evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seg_core.data import Sample, load_split, open_dataset
+from seg_core.inference import Segmenter
+from seg_core.metrics import segmentation_metrics, summarize
+from seg_core.scans import Scan
+from seg_core.weights import WEIGHTS_DIR, load_model
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test", "all")
+HEADLINE = ("dice", "iou", "hd95", "precision", "sensitivity", "specificity", "accuracy")
+
+
+def sample_scan(sample: Sample) -> Scan:
+    """A one-slice :class:`Scan` of a dataset sample, as a user's upload of that slice would be."""
+    spacing = (1.0, *sample.spacing) if sample.spacing else (1.0, 1.0, 1.0)
+    return Scan(array=sample.image[:, None].astype(np.float32), modalities=sample.modalities, spacing=spacing, name=sample.case_id, is_2d=True)
+
+
+def _groups(dataset, dataset_name: str, split: str) -> list[str]:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
+    present = dataset.groups()
+    if split == "all":
+        return present
+    wanted = load_split(dataset_name)[split]
+    return [group for group in wanted if group in set(present)]
+
+
+def iter_predictions(segmenter: Segmenter, dataset, groups: list[str], limit: int | None = None) -> Iterator[dict[str, Any]]:
+    """Per-image metric rows; volumetric datasets also yield one ``level="volume"`` row per patient."""
+    count = 0
+    for group in groups:
+        if dataset.volumetric:
+            image, truth, spacing = dataset.load_volume(group)
+            spacing = tuple(spacing) if spacing else (1.0, 1.0, 1.0)
+            scan = Scan(array=image.astype(np.float32), modalities=tuple(dataset.modalities), spacing=spacing, name=group)
+            prediction = segmenter(scan)
+            for index in range(truth.shape[0]):
+                row = segmentation_metrics(prediction.mask[index], truth[index], spacing=spacing[1:])
+                yield {"case": f"{group}/{index}", "group": group, "level": "image", "tumor": bool(truth[index].any()), **row}
+            yield {"case": group, "group": group, "level": "volume", **segmentation_metrics(prediction.mask, truth, spacing=spacing)}
+            count += 1
+        else:
+            for sample in dataset.samples(group):
+                prediction = segmenter(sample_scan(sample))
+                row = segmentation_metrics(prediction.mask[0], sample.mask, spacing=sample.spacing)
+                yield {"case": sample.case_id, "group": group, "level": "image", "tumor": bool(sample.mask.any()), **row}
+                count += 1
+                if limit and count >= limit:
+                    return
+        if limit and count >= limit:
+            return
+
+
+def evaluate(
+    model: str,
+    dataset_name: str,
+    data_root: str | Path,
+    split: str = "test",
+    limit: int | None = None,
+    weights_dir: str | Path = WEIGHTS_DIR,
+) -> dict[str, Any]:
+    """Evaluate weights ``model`` on ``split`` of a dataset folder; returns summary and per-case rows.
+
+    Args:
+        limit: stop after this many images (2D datasets) or volumes (volumetric ones).
+    """
+    segmenter = Segmenter(load_model(model, weights_dir))
+    dataset = open_dataset(dataset_name, data_root)
+    groups = _groups(dataset, dataset_name, split)
+    if not groups:
+        raise ValueError(f"no cases of split {split!r} found for {dataset_name} under {data_root}")
+    rows = list(iter_predictions(segmenter, dataset, groups, limit))
+    images = [r for r in rows if r["level"] == "image"]
+    result: dict[str, Any] = {
+        "model": segmenter.model_id,
+        "dataset": dataset_name,
+        "split": split,
+        "data_root": str(data_root),
+        "n": len(images),
+        "groups": len(groups),
+    }
+    image_summary = summarize(images)
+    for metric in HEADLINE:
+        result[f"{metric}_mean"] = image_summary[metric]["mean"]
+        result[f"{metric}_std"] = image_summary[metric]["std"]
+    result["per_image"] = image_summary
+    tumor_images = [r for r in images if r["tumor"]]
+    if tumor_images and len(tumor_images) < len(images):
+        result["per_tumor_image"] = summarize(tumor_images)
+    volumes = [r for r in rows if r["level"] == "volume"]
+    if volumes:
+        result["per_volume"] = summarize(volumes)
+        result["volume_dice_mean"] = result["per_volume"]["dice"]["mean"]
+    result["cases"] = rows
+    return result
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A plain-text table of the summary figures."""
+    lines = [f"{result['model']} on {result['dataset']} ({result['split']} split): {result['n']} images, {result['groups']} groups"]
+    lines.append(f"{'level':<14}{'metric':<13}{'mean':>8}{'std':>8}{'median':>8}{'n':>6}")
+    for level in ("per_image", "per_tumor_image", "per_volume"):
+        if level not in result:
+            continue
+        for metric in HEADLINE:
+            figures = result[level][metric]
+            lines.append(f"{level:<14}{metric:<13}{figures['mean']:>8.4f}{figures['std']:>8.4f}{figures['median']:>8.4f}{figures['n']:>6d}")
+    return "\n".join(lines)
+
+
+def write_test_metrics(result: dict[str, Any], weights_dir: str | Path = WEIGHTS_DIR) -> Path:
+    """Record a test-split evaluation in ``weights/<id>/metrics.json`` (per-case rows left out)."""
+    path = Path(weights_dir) / result["model"] / "metrics.json"
+    metrics = json.loads(path.read_text()) if path.exists() else {}
+    metrics[f"{result['split']}:{result['dataset']}"] = {k: v for k, v in result.items() if k not in ("cases", "data_root")}
+    path.write_text(json.dumps(metrics, indent=2) + "\n")
+    return path

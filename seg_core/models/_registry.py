@@ -1,0 +1,101 @@
+"""Model registry: one place that knows every architecture of the zoo.
+
+Architectures register a small entry function with :func:`register_model` (timm style), so one class
+can give several registered variants and tests parametrised over :func:`list_models` cover a new
+model as soon as it is registered.
+
+Example:
+    >>> from seg_core.models import create_model, list_models
+    >>> "unet" in list_models()
+    True
+    >>> net = create_model("unet", width=16, in_channels=1)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import torch.nn as nn
+
+__all__ = ["ModelSpec", "register_model", "list_models", "get_spec", "create_model"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the app and the CLI need to know about an architecture before building it.
+
+    Attributes:
+        name: registry name, lowercase snake; also the weights folder prefix and
+            ``config["architecture"]``.
+        title: human-readable name for the UI.
+        family: family of architectures (``"unet"``, ``"spiking_resnet"``, ...).
+        reference: the paper the architecture follows.
+        default_modalities: the input modalities used when a config names none, e.g. ``("t1c",)``.
+        spiking: whether the network runs over time steps with spiking neurons.
+        time_steps: default number of time steps (1 for non-spiking models).
+        input_multiple: spatial sizes must be a multiple of this (inference pads to it).
+        description: one paragraph for the model zoo page.
+    """
+
+    name: str
+    title: str
+    family: str
+    reference: str
+    default_modalities: tuple[str, ...] = ("t1c",)
+    spiking: bool = False
+    time_steps: int = 1
+    input_multiple: int = 16
+    description: str = ""
+    builder: Callable[..., nn.Module] | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        info = asdict(self)
+        info.pop("builder")
+        return info
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator registering ``builder(**config) -> nn.Module`` under ``spec.name``."""
+
+    def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if spec.name in _REGISTRY:
+            raise ValueError(f"model {spec.name!r} is registered twice")
+        if spec.name != spec.name.lower() or " " in spec.name or "." in spec.name:
+            raise ValueError(f"registry names are lowercase snake case, got {spec.name!r}")
+        _REGISTRY[spec.name] = ModelSpec(**{**spec.to_dict(), "builder": builder})
+        return builder
+
+    return decorator
+
+
+def list_models() -> list[str]:
+    """Names of every registered architecture, sorted."""
+    _import_families()
+    return sorted(_REGISTRY)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The :class:`ModelSpec` of ``name``; ``KeyError`` listing valid names when unknown."""
+    _import_families()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown model architecture {name!r}; choose one of: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def create_model(name: str, **config: Any) -> nn.Module:
+    """Build architecture ``name`` with keyword ``config`` (JSON-serialisable values only)."""
+    spec = get_spec(name)
+    if spec.builder is None:  # only specs built by register_model are stored, so this is a bug
+        raise RuntimeError(f"model {name!r} has no builder")
+    return spec.builder(**config)
+
+
+def _import_families() -> None:
+    # Importing the family modules runs their @register_model decorators. Done lazily so that
+    # importing the registry alone (e.g. from the CLI's --help) stays cheap.
+    from seg_core.models import unet  # noqa: F401

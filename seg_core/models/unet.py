@@ -1,0 +1,75 @@
+"""U-Net (Ronneberger et al., MICCAI 2015), as in the seed project.
+
+Encoder of four ``2x(conv3x3-BN-ReLU)`` stages at ``width * (1, 2, 4, 8)`` channels with 2x2 max
+pooling, a ``16 * width`` bottleneck, and a decoder of 2x2 transposed convolutions whose output is
+concatenated with the skip and refined by another double convolution; a 1x1 convolution gives one
+logit per pixel. ``width=64`` is the paper size (about 31.0 M parameters); ``width=16`` is the
+"lite" size (about 1.9 M) that trains on a CPU.
+
+Example:
+    >>> import torch
+    >>> from seg_core.models import create_model
+    >>> net = create_model("unet", width=16, in_channels=1)
+    >>> net(torch.zeros(2, 1, 128, 128)).shape
+    torch.Size([2, 1, 128, 128])
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from seg_core.models._registry import ModelSpec, register_model
+from seg_core.models.blocks.conv import DoubleConv, SegmentationNet
+
+
+class UNet(SegmentationNet):
+    """The seed U-Net.
+
+    Args:
+        in_channels: number of input modalities.
+        out_channels: number of output logits per pixel (1 for a binary tumor mask).
+        width: channels of the first stage; later stages double it.
+        depth: number of pooling steps (4 in the paper).
+    """
+
+    def __init__(self, in_channels: int = 1, out_channels: int = 1, width: int = 64, depth: int = 4) -> None:
+        super().__init__(input_multiple=2**depth)
+        channels = [width * 2**level for level in range(depth + 1)]
+        self.encoders = nn.ModuleList()
+        previous = in_channels
+        for level in range(depth):
+            self.encoders.append(DoubleConv(previous, channels[level]))
+            previous = channels[level]
+        self.pool = nn.MaxPool2d(2)
+        self.bottleneck = DoubleConv(channels[depth - 1], channels[depth])
+        self.upsamplers = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        for level in reversed(range(depth)):
+            self.upsamplers.append(nn.ConvTranspose2d(channels[level + 1], channels[level], kernel_size=2, stride=2))
+            self.decoders.append(DoubleConv(2 * channels[level], channels[level]))
+        self.head = nn.Conv2d(channels[0], out_channels, kernel_size=1)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for encoder in self.encoders:
+            x = encoder(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.bottleneck(x)
+        for upsample, decoder, skip in zip(self.upsamplers, self.decoders, reversed(skips)):
+            x = decoder(torch.cat([upsample(x), skip], dim=1))
+        return self.head(x)
+
+
+@register_model(
+    ModelSpec(
+        name="unet",
+        title="U-Net",
+        family="unet",
+        reference="Ronneberger, Fischer, Brox. U-Net: Convolutional Networks for Biomedical Image Segmentation. MICCAI 2015.",
+        description="Encoder-decoder with skip connections; the baseline every other model is compared with.",
+    )
+)
+def unet(in_channels: int = 1, out_channels: int = 1, width: int = 64, depth: int = 4) -> UNet:
+    return UNet(in_channels=in_channels, out_channels=out_channels, width=width, depth=depth)

@@ -1,0 +1,275 @@
+"""Training: ``python -m seg_core train --arch unet --dataset figshare --data-root ../shared/data``.
+
+What happens, in order:
+
+1. The committed split (``splits/<dataset>.json``) gives the train and validation groups; test is
+   never read here.
+2. Slices are normalised with the intensity normaliser recorded in the config and resized to the
+   training size once, then cached under ``cache/`` as ``.npz`` (no pickle) so later epochs and
+   resumed runs skip decoding.
+3. Each epoch draws MONAI augmentations (flip, affine, intensity), optimises Dice + BCE
+   (``monai.losses.DiceCELoss``) with AdamW, then measures validation per-image Dice; the learning
+   rate halves on a plateau and training stops early when validation Dice stops improving.
+4. Every epoch writes a checkpoint (``runs/<id>/checkpoint.pt``: tensors and numbers only, read
+   back with ``weights_only=True``) so ``--resume`` continues where a killed run stopped; the best
+   validation epoch is exported to ``weights/<id>/`` in the Hub layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seg_core.data import load_split, open_dataset
+from seg_core.models import create_model, get_spec
+from seg_core.preprocess import IntensityNormalizer, resize_images, resize_masks
+from seg_core.weights import WEIGHTS_DIR, save_pretrained
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE_DIR = ROOT / "cache"
+RUNS_DIR = ROOT / "runs"
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run; stored in the weights' config so the run can be repeated."""
+
+    arch: str = "unet"
+    dataset: str = "figshare"
+    data_root: str = "../shared/data"
+    model_config: dict[str, Any] = field(default_factory=dict)
+    size: int = 128
+    epochs: int = 60
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 10
+    plateau_patience: int = 3
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0
+    max_minutes: float = 0.0
+    normalization: dict[str, Any] = field(default_factory=lambda: IntensityNormalizer().to_dict())
+    out_id: str = ""
+    weights_dir: str = str(WEIGHTS_DIR)
+    empty_slice_fraction: float = 1.0
+
+    @property
+    def model_id(self) -> str:
+        return self.out_id or f"{self.arch}.{self.dataset}"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _cache_key(config: TrainConfig, split_name: str, groups: list[str]) -> str:
+    blob = json.dumps([config.dataset, config.size, config.normalization, split_name, sorted(groups)], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def load_arrays(config: TrainConfig, split_name: str, groups: list[str]) -> dict[str, np.ndarray]:
+    """Normalised, resized slices of ``groups`` as arrays ``images (N, C, S, S)``, ``masks (N, 1, S, S)``.
+
+    Cached on disk; the cache key covers dataset, size, normalisation and the groups.
+    """
+    CACHE_DIR.mkdir(exist_ok=True)
+    path = CACHE_DIR / f"{config.dataset}_{split_name}_{config.size}_{_cache_key(config, split_name, groups)}.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as cached:
+            return {key: cached[key] for key in cached.files}
+    dataset = open_dataset(config.dataset, config.data_root)
+    normalize = IntensityNormalizer.from_dict(config.normalization)
+    size = (config.size, config.size)
+    images, masks, volume_ids = [], [], []
+    for group_index, group in enumerate(groups):
+        for sample in dataset.samples(group):
+            image = torch.from_numpy(normalize(sample.image))[None]
+            images.append(resize_images(image, size)[0].numpy().astype(np.float16))
+            masks.append(resize_masks(torch.from_numpy(sample.mask)[None, None], size)[0].numpy().astype(np.uint8))
+            volume_ids.append(group_index)
+    if not images:
+        raise ValueError(f"no slices found for split {split_name!r} of {config.dataset} under {config.data_root}")
+    arrays = {"images": np.stack(images), "masks": np.stack(masks), "groups": np.asarray(volume_ids, dtype=np.int32)}
+    np.savez(path, **arrays)
+    return arrays
+
+
+def augmentation(seed: int):
+    """MONAI augmentations applied to one ``{"image": (C,H,W), "mask": (1,H,W)}`` sample."""
+    from monai.transforms import (
+        Compose,
+        RandAdjustContrastd,
+        RandAffined,
+        RandFlipd,
+        RandGaussianNoised,
+        RandScaleIntensityd,
+        RandShiftIntensityd,
+    )
+
+    transform = Compose(
+        [
+            RandFlipd(keys=("image", "mask"), prob=0.5, spatial_axis=1),
+            RandAffined(
+                keys=("image", "mask"),
+                prob=0.7,
+                rotate_range=(np.pi / 12,),
+                scale_range=(0.15, 0.15),
+                translate_range=(0.06, 0.06),
+                mode=("bilinear", "nearest"),
+                padding_mode="zeros",
+            ),
+            RandScaleIntensityd(keys="image", factors=0.15, prob=0.5),
+            RandShiftIntensityd(keys="image", offsets=0.08, prob=0.5),
+            RandAdjustContrastd(keys="image", gamma=(0.75, 1.35), prob=0.3),
+            RandGaussianNoised(keys="image", std=0.02, prob=0.2),
+        ]
+    )
+    transform.set_random_state(seed=seed)
+    return transform
+
+
+def per_image_dice(probabilities: torch.Tensor, masks: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Dice of each image in a batch ``(B, 1, H, W)``; 1.0 where both masks are empty."""
+    predicted = probabilities >= threshold
+    truth = masks >= 0.5
+    intersection = (predicted & truth).flatten(1).sum(1).float()
+    total = predicted.flatten(1).sum(1).float() + truth.flatten(1).sum(1).float()
+    return torch.where(total > 0, 2 * intersection / total.clamp(min=1), torch.ones_like(total))
+
+
+@torch.inference_mode()
+def validate(model: torch.nn.Module, arrays: dict[str, np.ndarray], device: torch.device, batch_size: int) -> float:
+    model.eval()
+    scores = []
+    for start in range(0, len(arrays["images"]), batch_size):
+        images = torch.from_numpy(arrays["images"][start : start + batch_size].astype(np.float32)).to(device)
+        masks = torch.from_numpy(arrays["masks"][start : start + batch_size]).to(device)
+        scores.append(per_image_dice(torch.sigmoid(model(images)), masks))
+    return float(torch.cat(scores).mean())
+
+
+def _checkpoint_path(config: TrainConfig) -> Path:
+    return RUNS_DIR / config.model_id / "checkpoint.pt"
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) training; returns the summary written to ``weights/<id>/metrics.json``."""
+    from monai.losses import DiceCELoss
+    from tqdm import tqdm
+
+    spec = get_spec(config.arch)
+    seed_everything(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else ("cpu" if config.device == "auto" else config.device))
+    split = load_split(config.dataset)
+    train_arrays = load_arrays(config, "train", split["train"])
+    val_arrays = load_arrays(config, "val", split["val"])
+    dataset = open_dataset(config.dataset, config.data_root)
+    modalities = list(config.model_config.get("modalities", dataset.modalities))
+    model_config = {**config.model_config, "in_channels": len(modalities)}
+    model_config.pop("modalities", None)
+    model = create_model(config.arch, **model_config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=config.plateau_patience)
+    loss_function = DiceCELoss(sigmoid=True, smooth_nr=1e-5, smooth_dr=1e-5)
+    history: list[dict[str, float]] = []
+    start_epoch, best_dice, best_epoch, elapsed_before = 0, -1.0, -1, 0.0
+    checkpoint_path = _checkpoint_path(config)
+    if resume and checkpoint_path.exists():
+        checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        torch.set_rng_state(checkpoint["torch_rng"])
+        start_epoch = int(checkpoint["epoch"]) + 1
+        best_dice, best_epoch = float(checkpoint["best_dice"]), int(checkpoint["best_epoch"])
+        elapsed_before = float(checkpoint["elapsed_s"])
+        history = json.loads(checkpoint["history_json"])
+        log.info("resumed %s at epoch %d (best val Dice %.4f at epoch %d)", config.model_id, start_epoch, best_dice, best_epoch)
+    transform = augmentation(config.seed + start_epoch)
+    n_train = len(train_arrays["images"])
+    run_start = time.monotonic()
+    epoch = start_epoch
+    for epoch in range(start_epoch, config.epochs):
+        if best_epoch >= 0 and epoch - best_epoch > config.patience:
+            log.info("early stop: no validation improvement for %d epochs", config.patience)
+            break
+        if config.max_minutes and (time.monotonic() - run_start) / 60 > config.max_minutes:
+            log.info("time budget of %.1f min spent; resume with --resume", config.max_minutes)
+            break
+        model.train()
+        order = np.random.default_rng(config.seed + epoch).permutation(n_train)
+        losses = []
+        batches = range(0, n_train - config.batch_size + 1, config.batch_size)
+        for start in tqdm(batches, desc=f"epoch {epoch}", disable=not progress, leave=False):
+            items = [
+                transform({"image": train_arrays["images"][i].astype(np.float32), "mask": train_arrays["masks"][i].astype(np.float32)})
+                for i in order[start : start + config.batch_size]
+            ]
+            images = torch.stack([torch.as_tensor(np.asarray(item["image"])) for item in items]).to(device)
+            masks = torch.stack([torch.as_tensor(np.asarray(item["mask"])) for item in items]).to(device)
+            loss = loss_function(model(images), (masks >= 0.5).float())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        val_dice = validate(model, val_arrays, device, config.batch_size * 2)
+        scheduler.step(val_dice)
+        elapsed = elapsed_before + time.monotonic() - run_start
+        history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_dice": val_dice, "lr": optimizer.param_groups[0]["lr"], "elapsed_s": elapsed})
+        log.info("epoch %d loss %.4f val Dice %.4f lr %.2e (%.0f s)", epoch, np.mean(losses), val_dice, optimizer.param_groups[0]["lr"], elapsed)
+        if val_dice > best_dice:
+            best_dice, best_epoch = val_dice, epoch
+            export(model, config, spec, modalities, model_config, history, best_dice, best_epoch, elapsed)
+        checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "epoch": epoch,
+                "best_dice": best_dice,
+                "best_epoch": best_epoch,
+                "elapsed_s": elapsed,
+                "history_json": json.dumps(history),
+            },
+            checkpoint_path.with_suffix(".tmp"),
+        )
+        checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
+    return {"model_id": config.model_id, "best_val_dice": best_dice, "best_epoch": best_epoch, "epochs_run": epoch + 1}
+
+
+def export(model, config: TrainConfig, spec, modalities, model_config, history, best_dice, best_epoch, elapsed) -> Path:
+    """Write the current (best-on-validation) model to ``weights/<id>/``."""
+    folder = Path(config.weights_dir) / config.model_id
+    weights_config = {
+        "id": config.model_id,
+        "architecture": config.arch,
+        "model_config": model_config,
+        "modalities": modalities,
+        "input_size": [config.size, config.size],
+        "normalization": config.normalization,
+        "threshold": 0.5,
+        "dataset": config.dataset,
+        "spiking": spec.spiking,
+        "training": {**asdict(config), "best_epoch": best_epoch, "elapsed_s": round(elapsed, 1)},
+    }
+    # A fresh export replaces metrics.json: test figures of earlier weights no longer apply.
+    metrics = {"training": {"val_dice_per_image": best_dice, "best_epoch": best_epoch, "history": history}}
+    return save_pretrained(model, weights_config, folder, metrics=metrics)

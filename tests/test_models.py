@@ -1,0 +1,90 @@
+"""Architecture tests, parametrised over the registry so a new model is tested by being registered."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seg_core.models import create_model, get_spec, list_models
+from seg_core.weights import WeightsError, load_model, save_pretrained
+
+LITE = {"unet": {"width": 8}}
+
+
+def build(name: str, in_channels: int = 1) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return create_model(name, in_channels=in_channels, **LITE.get(name, {}))
+
+
+def test_registry_lists_unet_and_rejects_unknown_names() -> None:
+    assert "unet" in list_models()
+    with pytest.raises(KeyError, match="unet"):
+        create_model("no_such_net")
+
+
+def test_paper_unet_has_the_seed_parameter_count() -> None:
+    parameters = sum(p.numel() for p in create_model("unet", width=64).parameters())
+    assert 30.9e6 < parameters < 31.1e6  # the seed U-Net: 31.0 M
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+@pytest.mark.parametrize("size", [128, 240, 100])
+def test_forward_shapes_any_size(name: str, channels: int, size: int) -> None:
+    net = build(name, channels).eval()
+    with torch.inference_mode():
+        out = net(torch.randn(2, channels, size, size + 16))
+    assert out.shape == (2, 1, size, size + 16)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_too_small_input_says_what_size_to_use(name: str) -> None:
+    net = build(name).eval()
+    with pytest.raises(ValueError, match="at least"):
+        net(torch.randn(1, 1, 4, 4))
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_backward_and_loss_decreases(name: str) -> None:
+    net = build(name)
+    images = torch.randn(4, 1, 64, 64)
+    masks = (images > 0.8).float()  # a learnable target: bright pixels
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(8):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(images), masks)
+        optimizer.zero_grad()
+        loss.backward()
+        losses.append(loss.item())
+        optimizer.step()
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+    assert losses[-1] < 0.7 * losses[0]
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_eval_is_deterministic(name: str) -> None:
+    net = build(name).eval()
+    x = torch.randn(1, 1, 64, 64)
+    with torch.inference_mode():
+        assert torch.equal(net(x), net(x))
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_save_load_round_trip_gives_identical_outputs(name: str, tmp_path) -> None:
+    net = build(name).eval()
+    config = {"architecture": name, "model_config": {"in_channels": 1, **LITE.get(name, {})}, "modalities": ["t1c"], "input_size": [64, 64]}
+    save_pretrained(net, config, tmp_path / f"{name}.test", half=False)
+    loaded = load_model(tmp_path / f"{name}.test")
+    x = torch.randn(1, 1, 64, 64)
+    with torch.inference_mode():
+        assert torch.equal(net(x), loaded.model(x))
+    assert get_spec(name).name == loaded.config["architecture"]
+
+
+def test_load_is_strict_about_keys(tmp_path) -> None:
+    net = build("unet")
+    config = {"architecture": "unet", "model_config": {"width": 16}, "modalities": ["t1c"], "input_size": [64, 64]}
+    save_pretrained(net, config, tmp_path / "unet.wrong")  # weights of width 8, config says 16
+    with pytest.raises(WeightsError, match="do not match|size mismatch") as info:
+        load_model(tmp_path / "unet.wrong")
+    assert "unet" in str(info.value)
