@@ -68,9 +68,12 @@ with left:
     st.image(picture, caption=f"{scan.name or files[0][0]}: slice {index} with {model_id}'s mask", use_container_width=True)
 with right:
     sizes = prediction.sizes
-    st.metric("Tumor found", "yes" if sizes["slices_with_tumor"] else "no")
+    st.metric("Tumor found", "yes" if sizes["tumor_present"] else "no")
     if scan.is_2d:
-        st.metric("Tumor area", f"{sizes['largest_area_mm2']:.1f} mm²" if scan.spacing != (1.0, 1.0, 1.0) else f"{int(prediction.mask.sum())} px")
+        st.metric(
+            "Tumor area",
+            f"{sizes['largest_slice_area_mm2']:.1f} mm²" if scan.spacing != (1.0, 1.0, 1.0) else f"{int(prediction.mask.sum())} px",
+        )
     else:
         st.metric("Tumor volume", f"{sizes['volume_ml']:.2f} mL")
         st.metric("Slices with tumor", f"{sizes['slices_with_tumor']} of {scan.num_slices}")
@@ -84,4 +87,6 @@ with right:
         key="download_mask",
     )
     report = {"model": model_id, "seconds": prediction.seconds, **{k: v for k, v in sizes.items() if not isinstance(v, list)}}
-    st.download_button("Download report (JSON)", json.dumps(report, indent=2, default=float), file_name="report.json", key="download_report")
+    st.download_button(
+        "Download report (JSON)", json.dumps(report, indent=2, default=float), file_name="report.json", key="download_report"
+    )

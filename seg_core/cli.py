@@ -65,7 +65,9 @@ def _segment(args: argparse.Namespace) -> int:
     from seg_core.weights import load_model
 
     inputs = [Path(p) for p in args.inputs]
-    scan = load_scan(inputs[0] if len(inputs) == 1 else inputs, modalities=tuple(args.modalities.split(",")) if args.modalities else None)
+    scan = load_scan(
+        inputs[0] if len(inputs) == 1 else inputs, modalities=tuple(args.modalities.split(",")) if args.modalities else None
+    )
     segmenter = Segmenter(load_model(args.model))
     postprocessing = PostProcessing(
         threshold=args.threshold if args.threshold is not None else segmenter.threshold,
@@ -99,13 +101,13 @@ def _segment(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from seg_core.evaluate import evaluate, format_table, write_test_metrics
+    from seg_core.evaluate import evaluate, format_table, json_safe, write_test_metrics
 
     result = evaluate(args.model, args.dataset, args.data_root, split=args.split, limit=args.limit or None)
     if args.write:
         write_test_metrics(result)
     if args.json:
-        print(json.dumps(result, indent=2, default=float))
+        print(json.dumps(json_safe(result), indent=2, allow_nan=False))
     else:
         print(format_table(result))
     return 0

@@ -21,7 +21,8 @@ import numpy as np
 
 from seg_core.data import Sample, load_split, open_dataset
 from seg_core.inference import Segmenter
-from seg_core.metrics import segmentation_metrics, summarize
+from seg_core.metrics import segmentation_metrics, summarize, volume_metrics
+from seg_core.model_card import write_model_card
 from seg_core.scans import Scan
 from seg_core.weights import WEIGHTS_DIR, load_model
 
@@ -34,7 +35,13 @@ HEADLINE = ("dice", "iou", "hd95", "precision", "sensitivity", "specificity", "a
 def sample_scan(sample: Sample) -> Scan:
     """A one-slice :class:`Scan` of a dataset sample, as a user's upload of that slice would be."""
     spacing = (1.0, *sample.spacing) if sample.spacing else (1.0, 1.0, 1.0)
-    return Scan(array=sample.image[:, None].astype(np.float32), modalities=sample.modalities, spacing=spacing, name=sample.case_id, is_2d=True)
+    return Scan(
+        array=sample.image[:, None].astype(np.float32),
+        modalities=sample.modalities,
+        spacing=spacing,
+        name=sample.case_id,
+        is_2d=True,
+    )
 
 
 def _groups(dataset, dataset_name: str, split: str) -> list[str]:
@@ -59,7 +66,12 @@ def iter_predictions(segmenter: Segmenter, dataset, groups: list[str], limit: in
             for index in range(truth.shape[0]):
                 row = segmentation_metrics(prediction.mask[index], truth[index], spacing=spacing[1:])
                 yield {"case": f"{group}/{index}", "group": group, "level": "image", "tumor": bool(truth[index].any()), **row}
-            yield {"case": group, "group": group, "level": "volume", **segmentation_metrics(prediction.mask, truth, spacing=spacing)}
+            yield {
+                "case": group,
+                "group": group,
+                "level": "volume",
+                **segmentation_metrics(prediction.mask, truth, spacing=spacing),
+            }
             count += 1
         else:
             for sample in dataset.samples(group):
@@ -103,8 +115,8 @@ def evaluate(
     }
     image_summary = summarize(images)
     for metric in HEADLINE:
-        result[f"{metric}_mean"] = image_summary[metric]["mean"]
-        result[f"{metric}_std"] = image_summary[metric]["std"]
+        result[f"{metric}_mean"] = image_summary[f"{metric}_mean"]
+        result[f"{metric}_std"] = image_summary[f"{metric}_std"]
     result["per_image"] = image_summary
     tumor_images = [r for r in images if r["tumor"]]
     if tumor_images and len(tumor_images) < len(images):
@@ -112,28 +124,46 @@ def evaluate(
     volumes = [r for r in rows if r["level"] == "volume"]
     if volumes:
         result["per_volume"] = summarize(volumes)
-        result["volume_dice_mean"] = result["per_volume"]["dice"]["mean"]
+        result["volume_dice_mean"] = result["per_volume"]["dice_mean"]
     result["cases"] = rows
     return result
 
 
 def format_table(result: dict[str, Any]) -> str:
     """A plain-text table of the summary figures."""
-    lines = [f"{result['model']} on {result['dataset']} ({result['split']} split): {result['n']} images, {result['groups']} groups"]
+    lines = [
+        f"{result['model']} on {result['dataset']} ({result['split']} split): {result['n']} images, {result['groups']} groups"
+    ]
     lines.append(f"{'level':<14}{'metric':<13}{'mean':>8}{'std':>8}{'median':>8}{'n':>6}")
     for level in ("per_image", "per_tumor_image", "per_volume"):
         if level not in result:
             continue
         for metric in HEADLINE:
             figures = result[level][metric]
-            lines.append(f"{level:<14}{metric:<13}{figures['mean']:>8.4f}{figures['std']:>8.4f}{figures['median']:>8.4f}{figures['n']:>6d}")
+            lines.append(
+                f"{level:<14}{metric:<13}{figures['mean']:>8.4f}{figures['std']:>8.4f}{figures['median']:>8.4f}{figures['n']:>6d}"
+            )
     return "\n".join(lines)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with nan and inf replaced by None, so the JSON is standard (``NaN`` is not JSON)."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer | np.bool_):
+        return value.item()
+    return value
 
 
 def write_test_metrics(result: dict[str, Any], weights_dir: str | Path = WEIGHTS_DIR) -> Path:
     """Record a test-split evaluation in ``weights/<id>/metrics.json`` (per-case rows left out)."""
     path = Path(weights_dir) / result["model"] / "metrics.json"
     metrics = json.loads(path.read_text()) if path.exists() else {}
-    metrics[f"{result['split']}:{result['dataset']}"] = {k: v for k, v in result.items() if k not in ("cases", "data_root")}
-    path.write_text(json.dumps(metrics, indent=2) + "\n")
+    metrics[f"{result['split']}:{result['dataset']}"] = json_safe({k: v for k, v in result.items() if k not in ("cases", "data_root")})
+    path.write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    write_model_card(path.parent)
     return path

@@ -56,7 +56,9 @@ def select_channels(scan: Scan, required: list[str] | tuple[str, ...], model_nam
     if missing:
         need = ", ".join(MODALITY_TITLES.get(m, m) for m in required)
         have = ", ".join(MODALITY_TITLES.get(m, m) for m in available)
-        raise ModalityError(f"{model_name} needs {need}; this scan has {have}. Choose a model for these sequences or upload the missing ones.")
+        raise ModalityError(
+            f"{model_name} needs {need}; this scan has {have}. Choose a model for these sequences or upload the missing ones."
+        )
     return scan.array[[available.index(m) for m in required]]
 
 

@@ -115,24 +115,26 @@ def _check_spacing(spacing: Sequence[float] | None, ndim: int) -> list[float] | 
     return values
 
 
+def _as_tensor(mask: np.ndarray) -> torch.Tensor:
+    """A bool mask as the ``(B=1, C=1, *spatial)`` uint8 tensor MONAI's metrics expect (contiguous copy)."""
+    return torch.from_numpy(np.ascontiguousarray(mask, dtype=np.uint8))[None, None]
+
+
 def _hd95(prediction: np.ndarray, truth: np.ndarray, spacing: list[float] | None) -> float:
     """95th-percentile Hausdorff distance via MONAI (KD-tree over boundary pixels: ~ms for 256x256).
 
     Empty masks are handled by the caller: MONAI warns on them and returns inf/nan.
     """
-    as_tensor = lambda m: torch.from_numpy(m.view(np.uint8))[None, None]  # noqa: E731  (B=1, C=1, *spatial)
     with warnings.catch_warnings():
         # MONAI 1.6 passes its own deprecated `always_return_as_numpy` argument internally: not ours to fix.
         warnings.simplefilter("ignore", FutureWarning)
         distance = compute_hausdorff_distance(
-            as_tensor(prediction), as_tensor(truth), include_background=True, percentile=95, spacing=spacing
+            _as_tensor(prediction), _as_tensor(truth), include_background=True, percentile=95, spacing=spacing
         )
     return float(distance.item())
 
 
-def segmentation_metrics(
-    prediction: np.ndarray, truth: np.ndarray, spacing: Sequence[float] | None = None
-) -> dict[str, float]:
+def segmentation_metrics(prediction: np.ndarray, truth: np.ndarray, spacing: Sequence[float] | None = None) -> dict[str, float]:
     """Overlap and distance metrics of one binary mask against its ground truth.
 
     Args:
@@ -162,7 +164,7 @@ def segmentation_metrics(
         # Exact match, including both empty: perfect by definition, no 0/0 nan (module docstring).
         return {**dict.fromkeys(_MONAI_NAMES, 1.0), "hd95": 0.0, **counts}
 
-    confusion = get_confusion_matrix(torch.from_numpy(pred.view(np.uint8))[None, None], torch.from_numpy(true.view(np.uint8))[None, None])
+    confusion = get_confusion_matrix(_as_tensor(pred), _as_tensor(true))
     # MONAI returns nan for 0/0 ratios, which is exactly our convention for a wrong answer.
     result = {key: float(compute_confusion_matrix_metric(name, confusion).item()) for key, name in _MONAI_NAMES.items()}
     result["hd95"] = _hd95(pred, true, spacing_list) if pred_pixels and true_pixels else math.nan
@@ -194,7 +196,9 @@ def volume_metrics(
     pred = np.asarray(prediction) if isinstance(prediction, np.ndarray) else np.stack(list(prediction))
     true = np.asarray(truth) if isinstance(truth, np.ndarray) else np.stack(list(truth))
     if pred.ndim != 3 or true.ndim != 3:
-        raise ValueError(f"volume_metrics needs (D, H, W) volumes or lists of (H, W) slices, got shapes {pred.shape} and {true.shape}")
+        raise ValueError(
+            f"volume_metrics needs (D, H, W) volumes or lists of (H, W) slices, got shapes {pred.shape} and {true.shape}"
+        )
     spacing_list = _check_spacing(spacing, 3)
     result = segmentation_metrics(pred, true, spacing_list)
     voxel_ml = float(np.prod(spacing_list)) / 1000.0  # mm^3 -> mL

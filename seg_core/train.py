@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from seg_core.data import load_split, open_dataset
+from seg_core.model_card import write_model_card
 from seg_core.models import create_model, get_spec
 from seg_core.preprocess import IntensityNormalizer, resize_images, resize_masks
 from seg_core.weights import WEIGHTS_DIR, save_pretrained
@@ -175,7 +176,9 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     seed_everything(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else ("cpu" if config.device == "auto" else config.device))
+    device = torch.device(
+        "cuda" if config.device == "auto" and torch.cuda.is_available() else ("cpu" if config.device == "auto" else config.device)
+    )
     split = load_split(config.dataset)
     train_arrays = load_arrays(config, "train", split["train"])
     val_arrays = load_arrays(config, "val", split["val"])
@@ -218,7 +221,9 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         batches = range(0, n_train - config.batch_size + 1, config.batch_size)
         for start in tqdm(batches, desc=f"epoch {epoch}", disable=not progress, leave=False):
             items = [
-                transform({"image": train_arrays["images"][i].astype(np.float32), "mask": train_arrays["masks"][i].astype(np.float32)})
+                transform(
+                    {"image": train_arrays["images"][i].astype(np.float32), "mask": train_arrays["masks"][i].astype(np.float32)}
+                )
                 for i in order[start : start + config.batch_size]
             ]
             images = torch.stack([torch.as_tensor(np.asarray(item["image"])) for item in items]).to(device)
@@ -231,8 +236,23 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         val_dice = validate(model, val_arrays, device, config.batch_size * 2)
         scheduler.step(val_dice)
         elapsed = elapsed_before + time.monotonic() - run_start
-        history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_dice": val_dice, "lr": optimizer.param_groups[0]["lr"], "elapsed_s": elapsed})
-        log.info("epoch %d loss %.4f val Dice %.4f lr %.2e (%.0f s)", epoch, np.mean(losses), val_dice, optimizer.param_groups[0]["lr"], elapsed)
+        history.append(
+            {
+                "epoch": epoch,
+                "loss": float(np.mean(losses)),
+                "val_dice": val_dice,
+                "lr": optimizer.param_groups[0]["lr"],
+                "elapsed_s": elapsed,
+            }
+        )
+        log.info(
+            "epoch %d loss %.4f val Dice %.4f lr %.2e (%.0f s)",
+            epoch,
+            np.mean(losses),
+            val_dice,
+            optimizer.param_groups[0]["lr"],
+            elapsed,
+        )
         if val_dice > best_dice:
             best_dice, best_epoch = val_dice, epoch
             export(model, config, spec, modalities, model_config, history, best_dice, best_epoch, elapsed)
@@ -268,8 +288,16 @@ def export(model, config: TrainConfig, spec, modalities, model_config, history, 
         "threshold": 0.5,
         "dataset": config.dataset,
         "spiking": spec.spiking,
-        "training": {**asdict(config), "best_epoch": best_epoch, "elapsed_s": round(elapsed, 1)},
+        "training": {**asdict(config), "best_epoch": best_epoch, "elapsed_s": round(elapsed, 1), "hardware": _hardware()},
     }
     # A fresh export replaces metrics.json: test figures of earlier weights no longer apply.
     metrics = {"training": {"val_dice_per_image": best_dice, "best_epoch": best_epoch, "history": history}}
-    return save_pretrained(model, weights_config, folder, metrics=metrics)
+    save_pretrained(model, weights_config, folder, metrics=metrics)
+    write_model_card(folder)
+    return folder
+
+
+def _hardware() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"CPU, {torch.get_num_threads()} threads"

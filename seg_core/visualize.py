@@ -55,7 +55,9 @@ def overlay(
     gray = np.asarray(image, dtype=np.uint8) if windowed else window(image)
     rgb = np.repeat(gray[..., None], 3, axis=-1).astype(np.float32)
     if mask is not None and np.any(mask):
-        region = mask_outline(mask, thickness=max(1, min(gray.shape) // 200)) if style == "contour" else np.asarray(mask, dtype=bool)
+        region = (
+            mask_outline(mask, thickness=max(1, min(gray.shape) // 200)) if style == "contour" else np.asarray(mask, dtype=bool)
+        )
         alpha = 1.0 if style == "contour" else float(np.clip(opacity, 0, 1))
         rgb[region] = (1 - alpha) * rgb[region] + alpha * np.asarray(color, dtype=np.float32)
     return rgb.round().astype(np.uint8)

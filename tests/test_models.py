@@ -72,7 +72,12 @@ def test_eval_is_deterministic(name: str) -> None:
 @pytest.mark.parametrize("name", list_models())
 def test_save_load_round_trip_gives_identical_outputs(name: str, tmp_path) -> None:
     net = build(name).eval()
-    config = {"architecture": name, "model_config": {"in_channels": 1, **LITE.get(name, {})}, "modalities": ["t1c"], "input_size": [64, 64]}
+    config = {
+        "architecture": name,
+        "model_config": {"in_channels": 1, **LITE.get(name, {})},
+        "modalities": ["t1c"],
+        "input_size": [64, 64],
+    }
     save_pretrained(net, config, tmp_path / f"{name}.test", half=False)
     loaded = load_model(tmp_path / f"{name}.test")
     x = torch.randn(1, 1, 64, 64)

@@ -57,7 +57,7 @@ class UNet(SegmentationNet):
             skips.append(x)
             x = self.pool(x)
         x = self.bottleneck(x)
-        for upsample, decoder, skip in zip(self.upsamplers, self.decoders, reversed(skips)):
+        for upsample, decoder, skip in zip(self.upsamplers, self.decoders, reversed(skips), strict=True):
             x = decoder(torch.cat([upsample(x), skip], dim=1))
         return self.head(x)
 

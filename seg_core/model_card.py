@@ -1,0 +1,159 @@
+"""Hugging Face model cards (``weights/<id>/README.md``) written from a model's config and metrics.
+
+Every figure in a card is read from ``metrics.json``, which training and evaluation write; nothing
+is typed in by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from seg_core.models import get_spec
+
+__all__ = ["DATASET_INFO", "render_model_card", "write_model_card"]
+
+DATASET_INFO = {
+    "figshare": {
+        "title": "Figshare brain tumor dataset (Cheng et al. 2015), T1 contrast-enhanced slices",
+        "license": "cc-by-4.0",
+        "hub": "figshare-brain-tumor",
+    },
+    "lgg": {
+        "title": "TCGA-LGG FLAIR abnormality segmentation (Buda et al. 2019)",
+        "license": "other",
+        "hub": "lgg-mri-segmentation",
+    },
+    "brats2015": {"title": "BraTS 2015 training cases (Menze et al. 2015)", "license": "cc-by-nc-sa-3.0", "hub": "brats2015"},
+}
+
+
+def _training_command(training: dict[str, Any]) -> str:
+    parts = [
+        "python -m seg_core train",
+        f"--arch {training['arch']}",
+        f"--dataset {training['dataset']}",
+        "--data-root ../shared/data",
+    ]
+    if training.get("model_config"):
+        parts.append(f"--model-config '{json.dumps(training['model_config'])}'")
+    parts += [
+        f"--size {training['size']}",
+        f"--epochs {training['epochs']}",
+        f"--batch-size {training['batch_size']}",
+        f"--lr {training['lr']}",
+        f"--patience {training['patience']}",
+        f"--seed {training['seed']}",
+    ]
+    return " \\\n    ".join(parts)
+
+
+def _row(label: str, summary: dict[str, Any], metric: str) -> str:
+    cells = [summary.get(f"{metric}_{stat}") for stat in ("mean", "std", "median")]
+    return f"| {label} | " + " | ".join("n/a" if v is None else f"{v:.4f}" for v in cells) + " |"
+
+
+def render_model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
+    """The model card text for weights with ``config`` and ``metrics``."""
+    spec = get_spec(config["architecture"])
+    dataset = config.get("dataset", "")
+    info = DATASET_INFO.get(dataset, {"title": dataset, "license": "other", "hub": dataset})
+    training = config.get("training", {})
+    test = metrics.get(f"test:{dataset}")
+    index = []
+    if test:
+        for metric in ("dice", "iou", "hd95"):
+            index.append(
+                f"      - type: {metric}\n        name: test {metric} (per image, mean)\n        value: {test[f'{metric}_mean']:.4f}"
+            )
+    header = [
+        "---",
+        f"license: {info['license']}",
+        "library_name: pytorch",
+        "pipeline_tag: image-segmentation",
+        "tags: [medical-imaging, brain-tumor, mri, segmentation, brainseg-studio]",
+        f"datasets: [{info['hub']}]",
+        "metrics: [dice, iou, hd95]",
+    ]
+    if index:
+        header += [
+            "model-index:",
+            f"- name: {config['id']}",
+            "  results:",
+            "  - task: {type: image-segmentation}",
+            f"    dataset: {{name: {info['title']}, type: {info['hub']}, split: test}}",
+            "    metrics:",
+            *index,
+        ]
+    header.append("---")
+    model_config = config.get("model_config", {})
+    lines = [
+        *header,
+        "",
+        f"# {config['id']}: {spec.title} trained on {dataset}",
+        "",
+        "> Research and teaching only: not a medical device, not for diagnosis.",
+        "",
+        "## Model",
+        f"- Architecture: `{spec.name}` ({spec.title}). {spec.description}",
+        f"- Reference: {spec.reference}",
+        f"- Configuration: `{json.dumps(model_config)}`; input {config['input_size'][0]}x{config['input_size'][1]} px, "
+        f"modalities {', '.join(config['modalities'])}; intensity normalisation `{json.dumps(config.get('normalization'))}`; "
+        f"threshold {config.get('threshold', 0.5)}.",
+        f"- Weights stored as {config.get('stored_dtype', 'float32')} safetensors, loaded as float32.",
+        "",
+        "## Data and split",
+        f"- {info['title']}; license {info['license']}.",
+        f"- Patient-level split committed in `splits/{dataset}.json`; selection on the validation split only; test figures below"
+        " come from the test split, which training and selection never saw.",
+        "",
+        "## Training",
+        "```bash",
+        _training_command(training) if training else "(no training record)",
+        "```",
+    ]
+    history = metrics.get("training", {})
+    if training:
+        lines.append(
+            f"- Best validation per-image Dice {history.get('val_dice_per_image', float('nan')):.4f} at epoch {training.get('best_epoch')} "
+            f"(validation at the {training['size']} px training size); training wall time to that epoch "
+            f"{training.get('elapsed_s', 0) / 60:.1f} min on {training.get('hardware', 'CPU')}."
+        )
+    lines += ["", "## Test figures"]
+    if test:
+        lines += [
+            f"Measured with `python -m seg_core evaluate --model {config['id']} --dataset {dataset} --split test` on {test['n']} images "
+            f"({test['groups']} patient groups), at each image's native resolution.",
+            "",
+            "| metric | mean | std | median |",
+            "|---|---|---|---|",
+        ]
+        for metric in ("dice", "iou", "hd95", "sensitivity", "precision", "specificity"):
+            lines.append(_row(f"{metric} (per image)", test["per_image"], metric))
+        if "per_volume" in test:
+            lines.append(_row("dice (per volume)", test["per_volume"], "dice"))
+        lines.append("")
+        lines.append("HD95 is in millimetres where the images record pixel spacing, in pixels otherwise.")
+    else:
+        lines.append("Not evaluated on the test split yet.")
+    lines += [
+        "",
+        "## Limits",
+        "- Trained on 2D slices of one public data set; other scanners, sequences and resolutions may fail silently.",
+        "- Sizes of the lite configuration and the training resolution were chosen for CPU training; see the configuration above.",
+        "- Test figures are on a small held-out set of patients; their spread (std) matters as much as the mean.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_model_card(folder: str | Path) -> Path:
+    """(Re)write ``folder/README.md`` from its ``config.json`` and ``metrics.json``."""
+    folder = Path(folder)
+    config = json.loads((folder / "config.json").read_text())
+    metrics_path = folder / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    path = folder / "README.md"
+    path.write_text(render_model_card(config, metrics))
+    return path
