@@ -65,7 +65,7 @@ with left:
         index = st.slider("Slice", 0, scan.num_slices - 1, default, key="slice")
     channel = scan.modalities.index("t1c") if "t1c" in scan.modalities else 0
     picture = overlay(scan.array[channel, index], prediction.mask[index], opacity=opacity, style=style)
-    st.image(picture, caption=f"{scan.name or files[0][0]}: slice {index} with {model_id}'s mask", use_container_width=True)
+    st.image(picture, caption=f"{scan.name or files[0][0]}: slice {index} with {model_id}'s mask", width="stretch")
 with right:
     sizes = prediction.sizes
     st.metric("Tumor found", "yes" if sizes["tumor_present"] else "no")

@@ -113,6 +113,20 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _split(args: argparse.Namespace) -> int:
+    from seg_core.data import open_dataset, split_path, write_split
+
+    path = split_path(args.dataset)
+    if path.exists() and not args.force:
+        print(f"error: {path} exists; committed splits keep results reproducible (use --force to replace it)", file=sys.stderr)
+        return 2
+    groups = open_dataset(args.dataset, args.data_root).groups()
+    fractions = tuple(float(f) for f in args.fractions.split(","))
+    written = write_split(args.dataset, groups, fractions, args.seed, args.note)  # type: ignore[arg-type]
+    print(f"wrote {written} ({len(groups)} groups)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m seg_core", description="BrainSeg Studio: brain tumor segmentation engine.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -166,6 +180,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--write", action="store_true", help="record the figures in weights/<id>/metrics.json")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(handler=_evaluate)
+
+    split = commands.add_parser("split", help="write a patient-level split file splits/<dataset>.json")
+    split.add_argument("dataset")
+    split.add_argument("--data-root", required=True)
+    split.add_argument("--fractions", default="0.7,0.15,0.15", help="train,val,test fractions of the groups")
+    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--note", default="")
+    split.add_argument("--force", action="store_true", help="replace an existing split file")
+    split.set_defaults(handler=_split)
     return parser
 
 

@@ -265,8 +265,8 @@ def save_mask(scan: Scan, mask: np.ndarray, path: str | os.PathLike[str] | None 
         elif lower.endswith((".nii.gz", ".nii")):
             suffix_fmt = "nifti"
             gzip_out = lower.endswith(".gz")
-        else:
-            raise ValueError(f"mask path {str(path)!r} must end in .nii.gz, .nii or .png")
+        elif fmt is None:
+            raise ValueError(f"mask path {str(path)!r} must end in .nii.gz, .nii or .png (or pass fmt=)")
     if fmt is None:
         fmt = suffix_fmt or ("png" if scan.is_2d else "nifti")
     fmt = fmt.lower()
@@ -1153,7 +1153,7 @@ def _volume_scan(
 ) -> Scan:
     """Reorient source voxels ``(X, Y, Z, C)`` to the display layout and build the Scan."""
     from nibabel.affines import voxel_sizes
-    from nibabel.orientations import apply_orientation, inv_ornt_aff
+    from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
 
     affine = np.asarray(affine, dtype=float)
     if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
@@ -1173,8 +1173,6 @@ def _volume_scan(
         "display_affine": display_affine,
         "source_axcodes": "".join(_axcodes(affine)),
     }
-    from nibabel.orientations import io_orientation
-
     plane = _single_slice_world_axis(io_orientation(affine), spatial)
     if plane is not None and plane != 2:
         meta["plane"] = _PLANES[plane]
@@ -1660,7 +1658,11 @@ def _check_image_size(name: str, width: int, height: int, pages: int, voxel_budg
         raise ScanError(
             f"'{name}' is only {width}x{height} pixels; at least {MIN_SIDE}x{MIN_SIDE} are needed to segment anything."
         )
-    if width * height * 3 * pages > voxel_budget:
+    if width * height * 3 * pages > voxel_budget:  # 3: room for RGB, checked before decoding
+        if voxel_budget < MAX_VOXELS:
+            raise ScanError(
+                f"The slices together are too large (over {MAX_VOXELS:,} voxels by '{name}'); upload one case at a time."
+            )
         raise ScanError(
             f"'{name}' is {width}x{height} pixels x {pages} page(s), too large; at most {MAX_VOXELS:,} voxels are supported."
         )
@@ -1692,7 +1694,7 @@ def _read_images(files: list[_File], case_name: str, *, in_zip: bool) -> Scan:
         kind = _sniff(f.data) or _kind_from_name(f.basename) or "png"
         decoded = _decode_image(f, kind, budget)
         for p in decoded:
-            budget -= p.pixels.size
+            budget -= p.pixels.shape[0] * p.pixels.shape[1] * 3
             pages.append((f.basename, p))
     ref_name, ref = pages[0]
     for fname, p in pages[1:]:
@@ -1883,9 +1885,12 @@ def _encode_nifti_mask(scan: Scan, mask: np.ndarray, *, gzip_out: bool) -> bytes
     if header is not None:
         klass = _nifti_image_class(header)
         image = klass(source, affine, header=header.copy())
-        image.set_qform(header.get_qform(), int(header["qform_code"]))
-        image.set_sform(header.get_sform(), int(header["sform_code"]))
-        if int(header["qform_code"]) == 0 and int(header["sform_code"]) == 0:
+        if np.allclose(header.get_best_affine(), affine, atol=1e-4):
+            # Same qform and sform (and codes) as the source, so every viewer overlays it identically.
+            image.set_qform(header.get_qform(), int(header["qform_code"]))
+            image.set_sform(header.get_sform(), int(header["sform_code"]))
+        else:  # the reader replaced a degenerate affine
+            image.set_qform(None, 0)
             image.set_sform(affine, 2)
     else:
         image = nib.Nifti1Image(source, affine)

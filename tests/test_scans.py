@@ -1,7 +1,8 @@
 """Tests for seg_core.scans: every reader from a path and from bytes, orientation, round trips, bad inputs.
 
 Real files come from nibabel's own test data (NIfTI and DICOM written by scanners and other tools)
-and, when present, from the shared data folder (``BRAINSEG_DATA_ROOT`` or ``<repo>/../shared/data``).
+and, when present, from the shared data folder (``BRAINSEG_DATA_ROOT`` or ``<repo>/../shared/data``,
+through the ``data_root`` fixture of ``tests/conftest.py``; those tests are marked ``data``).
 Everything else is generated in memory here.
 """
 
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import struct
 import time
 import zipfile
@@ -25,7 +25,6 @@ from seg_core.scans import LGG_RGB_MODALITIES, UNSPECIFIED, Scan, ScanError, des
 
 NIB_DATA = Path(nib.__file__).parent / "tests" / "data"
 NICOM_DATA = Path(nib.__file__).parent / "nicom" / "tests" / "data"
-REPO = Path(__file__).resolve().parents[1]
 
 rng = np.random.default_rng(0)
 
@@ -33,14 +32,6 @@ rng = np.random.default_rng(0)
 # --------------------------------------------------------------------------------------------
 # Builders and fixtures
 # --------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def data_root() -> Path:
-    root = Path(os.environ.get("BRAINSEG_DATA_ROOT", REPO.parent / "shared" / "data"))
-    if not root.is_dir():
-        pytest.skip(f"shared data not found at {root}")
-    return root
 
 
 def png_bytes(array: np.ndarray, mode: str | None = None, fmt: str = "PNG", **kwargs) -> bytes:
@@ -564,6 +555,15 @@ def test_slice_folder_from_path(tmp_path):
     np.testing.assert_array_equal(scan.array, expected)
     np.testing.assert_array_equal(scan.label, label)
     assert scan.source_format == "tiff"
+
+
+def test_zip_from_path(tmp_path):
+    members, expected, label = lgg_like_case(3)
+    (tmp_path / "CASE_A.zip").write_bytes(zip_bytes(members))
+    scan = load_scan(tmp_path / "CASE_A.zip")
+    assert scan.source_format == "zip" and scan.meta["archive"] == "CASE_A.zip"
+    np.testing.assert_array_equal(scan.array, expected)
+    np.testing.assert_array_equal(scan.label, label)
 
 
 def test_single_image_with_mask_is_2d_with_label():

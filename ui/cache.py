@@ -26,7 +26,9 @@ def file_key(files: list[tuple[str, bytes]]) -> str:
     return digest.hexdigest()
 
 
-@st.cache_data(max_entries=8, show_spinner="Reading scan...")
+# cache_resource, not cache_data: cache_data would pickle every scan, and nothing here unpickles.
+# Entries expire after an hour so uploads are not kept beyond a working session.
+@st.cache_resource(max_entries=8, ttl=3600, show_spinner="Reading scan...")
 def scan_from_upload(key: str, files: list[tuple[str, bytes]]) -> Scan:
     """Decode an upload (kept in memory only); ``key`` is the hash of the files' names and bytes."""
     del key  # part of the cache key only
@@ -36,7 +38,7 @@ def scan_from_upload(key: str, files: list[tuple[str, bytes]]) -> Scan:
     return load_scan(files)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_resource(max_entries=16, ttl=3600, show_spinner=False)
 def predict(key: str, _scan: Scan, model_id: str, postprocessing: dict) -> Prediction:
     """Segment the scan identified by ``key``; cached per model and post-processing settings."""
     return segmenter(model_id)(_scan, PostProcessing.from_dict(postprocessing))

@@ -40,7 +40,7 @@ def test_upload_shows_overlay_and_figures() -> None:
     at.file_uploader(key="upload").set_value([("slice.png", png_bytes(brain_like_slice()), "image/png")]).run()
     assert not at.exception, at.exception
     assert not at.error
-    assert len(at.get("imgs")) == 1
+    assert len(at.image) == 1
     labels = [metric.label for metric in at.metric]
     assert "Tumor found" in labels and "Tumor area" in labels
 
