@@ -72,7 +72,7 @@ with right:
     if scan.is_2d:
         st.metric(
             "Tumor area",
-            f"{sizes['largest_slice_area_mm2']:.1f} mm²" if scan.spacing != (1.0, 1.0, 1.0) else f"{int(prediction.mask.sum())} px",
+            f"{sizes['largest_slice_area_mm2']:.1f} mm²" if scan.spacing_known else f"{int(prediction.mask.sum())} px",
         )
     else:
         st.metric("Tumor volume", f"{sizes['volume_ml']:.2f} mL")

@@ -59,6 +59,7 @@ def _models(args: argparse.Namespace) -> int:
 def _segment(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from seg_core.evaluate import json_safe
     from seg_core.inference import Segmenter
     from seg_core.postprocess import PostProcessing
     from seg_core.scans import describe, load_scan, save_mask
@@ -87,11 +88,13 @@ def _segment(args: argparse.Namespace) -> int:
         "model": prediction.model_id,
         "out": str(out),
         "seconds": round(prediction.seconds, 3),
-        **{k: v for k, v in prediction.sizes.items() if not isinstance(v, list)},
+        **{k: v for k, v in prediction.sizes.items() if not isinstance(v, list | tuple)},
+        "tumor_pixels": int(prediction.mask.sum()),
+        "spacing_known": scan.spacing_known,
         "slices_with_tumor": [i for i, present in enumerate(prediction.slice_presence) if present],
     }
     if args.json:
-        print(json.dumps(report, indent=2, default=float))
+        print(json.dumps(json_safe(report), indent=2, allow_nan=False))
     else:
         print(f"{scan.name or inputs[0].name}: {prediction.model_id} in {prediction.seconds:.2f} s -> {out}")
         for key, value in report.items():

@@ -159,6 +159,11 @@ class Scan:
         return tuple(self.array.shape[1:])  # type: ignore[return-value]
 
     @property
+    def spacing_known(self) -> bool:
+        """False when the file records no pixel size (PNG/JPEG/TIFF): sizes are then in pixels, not mm."""
+        return bool(self.meta.get("spacing_known", True))
+
+    @property
     def num_slices(self) -> int:
         return self.array.shape[1]
 
