@@ -37,6 +37,13 @@ class ModelSpec:
         time_steps: default number of time steps (1 for non-spiking models).
         input_multiple: spatial sizes must be a multiple of this (inference pads to it).
         description: one paragraph for the model zoo page.
+        paper_config: keyword arguments of the faithful, paper-size configuration.
+        lite_config: keyword arguments of the narrow configuration (about 1-3 M parameters) that
+            trains on a CPU; the tests use it too.
+        seed_parameters: parameter count of the seed project's paper-size model, when published
+            (the tests check the paper configuration is within 10% of it).
+        trainable: False for models fitted in closed form rather than by gradient descent
+            (the naive prior, the classical pixel classifier); they provide ``fit(images, masks)``.
     """
 
     name: str
@@ -48,6 +55,10 @@ class ModelSpec:
     time_steps: int = 1
     input_multiple: int = 16
     description: str = ""
+    paper_config: dict[str, Any] = field(default_factory=dict)
+    lite_config: dict[str, Any] = field(default_factory=dict)
+    seed_parameters: float | None = None
+    trainable: bool = True
     builder: Callable[..., nn.Module] | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,7 +107,22 @@ def create_model(name: str, **config: Any) -> nn.Module:
     return spec.builder(**config)
 
 
+_FAMILIES_IMPORTED = False
+
+
 def _import_families() -> None:
-    # Importing the family modules runs their @register_model decorators. Done lazily so that
-    # importing the registry alone (e.g. from the CLI's --help) stays cheap.
-    from seg_core.models import unet  # noqa: F401
+    # Importing every family module of this package runs its @register_model decorators, so a new
+    # family is registered by adding its file. Done lazily so that importing the registry alone
+    # (e.g. from the CLI's --help) stays cheap.
+    global _FAMILIES_IMPORTED
+    if _FAMILIES_IMPORTED:
+        return
+    import importlib
+    import pkgutil
+
+    import seg_core.models as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        if not module.name.startswith("_") and not module.ispkg:
+            importlib.import_module(f"seg_core.models.{module.name}")
+    _FAMILIES_IMPORTED = True

@@ -69,6 +69,9 @@ class UNet(SegmentationNet):
         family="unet",
         reference="Ronneberger, Fischer, Brox. U-Net: Convolutional Networks for Biomedical Image Segmentation. MICCAI 2015.",
         description="Encoder-decoder with skip connections; the baseline every other model is compared with.",
+        paper_config={"width": 64},
+        lite_config={"width": 16},
+        seed_parameters=31.0e6,
     )
 )
 def unet(in_channels: int = 1, out_channels: int = 1, width: int = 64, depth: int = 4) -> UNet:
