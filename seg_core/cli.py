@@ -116,6 +116,19 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _select(args: argparse.Namespace) -> int:
+    from seg_core.evaluate import select_inference_settings
+
+    selection = select_inference_settings(args.model, args.dataset, args.data_root, split=args.split)
+    best = selection["chosen"]
+    print(
+        f"{args.model}: chose threshold {best['threshold']}, fill holes {best['fill_holes']}, largest component "
+        f"{best['largest_component_only']}, flip TTA {best['flip_tta']}: {args.split} Dice {best['dice_mean']:.4f} "
+        f"(default settings {selection['default_dice_mean']:.4f})"
+    )
+    return 0
+
+
 def _split(args: argparse.Namespace) -> int:
     from seg_core.data import open_dataset, split_path, write_split
 
@@ -127,6 +140,26 @@ def _split(args: argparse.Namespace) -> int:
     fractions = tuple(float(f) for f in args.fractions.split(","))
     written = write_split(args.dataset, groups, fractions, args.seed, args.note)  # type: ignore[arg-type]
     print(f"wrote {written} ({len(groups)} groups)")
+    return 0
+
+
+def _energy(args: argparse.Namespace) -> int:
+    from seg_core.energy import format_table, profile
+
+    try:
+        report = profile(
+            args.model,
+            size=args.size,
+            config=args.config,
+            repeats=args.repeats,
+            threads=args.threads,
+            e_mac_pj=args.e_mac_pj,
+            e_ac_pj=args.e_ac_pj,
+        )
+    except ValueError as error:  # e.g. --config given for trained weights
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.to_dict(), indent=2, allow_nan=False) if args.json else format_table(report, top=args.top))
     return 0
 
 
@@ -184,6 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(handler=_evaluate)
 
+    select = commands.add_parser("select", help="choose threshold, post-processing and flip TTA on the validation split")
+    select.add_argument("--model", required=True)
+    select.add_argument("--dataset", required=True)
+    select.add_argument("--data-root", required=True)
+    select.add_argument("--split", default="val", choices=["train", "val"])
+    select.set_defaults(handler=_select)
+
     split = commands.add_parser("split", help="write a patient-level split file splits/<dataset>.json")
     split.add_argument("dataset")
     split.add_argument("--data-root", required=True)
@@ -192,6 +232,18 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--note", default="")
     split.add_argument("--force", action="store_true", help="replace an existing split file")
     split.set_defaults(handler=_split)
+
+    energy = commands.add_parser("energy", help="parameters, MACs, synaptic operations, energy estimate and CPU latency")
+    energy.add_argument("--model", required=True, help="architecture name (e.g. unet) or weights id (e.g. unet.figshare)")
+    energy.add_argument("--size", type=int, default=256, help="input side in pixels (square)")
+    energy.add_argument("--config", choices=["lite", "paper"], default=None, help="architecture configuration (default lite)")
+    energy.add_argument("--threads", type=int, default=2, help="CPU threads for the latency")
+    energy.add_argument("--repeats", type=int, default=5, help="timed runs; the median is reported (0: no timing)")
+    energy.add_argument("--top", type=int, default=15, help="layers shown in the table, by energy")
+    energy.add_argument("--e-mac-pj", type=float, default=None, help="pJ per dense MAC (default 4.6, Horowitz 2014)")
+    energy.add_argument("--e-ac-pj", type=float, default=None, help="pJ per synaptic operation (default 0.9)")
+    energy.add_argument("--json", action="store_true")
+    energy.set_defaults(handler=_energy)
     return parser
 
 

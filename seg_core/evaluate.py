@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from seg_core.data import Sample, load_split, open_dataset
 from seg_core.inference import Segmenter
-from seg_core.metrics import segmentation_metrics, summarize, volume_metrics
+from seg_core.postprocess import PostProcessing
+from seg_core.metrics import batch_dice, segmentation_metrics, summarize, volume_metrics
 from seg_core.model_card import write_model_card
 from seg_core.scans import Scan
 from seg_core.weights import WEIGHTS_DIR, load_model
@@ -167,3 +169,71 @@ def write_test_metrics(result: dict[str, Any], weights_dir: str | Path = WEIGHTS
     path.write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     write_model_card(path.parent)
     return path
+
+
+# Candidates for the validation-time choice of post-processing, simplest first: on a tie the
+# earlier (simpler) one wins.
+THRESHOLDS = (0.5, 0.4, 0.6, 0.3, 0.7)
+MORPHOLOGY = (
+    {},
+    {"fill_holes": True},
+    {"largest_component_only": True},
+    {"largest_component_only": True, "fill_holes": True},
+)
+
+
+def _validation_probabilities(segmenter: Segmenter, dataset, groups: list[str]) -> list[tuple[np.ndarray, np.ndarray, tuple]]:
+    """(probabilities (D, H, W), truth (D, H, W), spacing) per image (2D sets) or per volume."""
+    items = []
+    for group in groups:
+        if dataset.volumetric:
+            image, truth, spacing = dataset.load_volume(group)
+            spacing = tuple(spacing) if spacing else (1.0, 1.0, 1.0)
+            scan = Scan(array=image.astype(np.float32), modalities=tuple(dataset.modalities), spacing=spacing, name=group)
+            items.append((segmenter.predict_probabilities(scan), truth, spacing))
+        else:
+            for sample in dataset.samples(group):
+                scan = sample_scan(sample)
+                items.append((segmenter.predict_probabilities(scan), sample.mask[None], scan.spacing))
+    return items
+
+
+def select_inference_settings(
+    model: str, dataset_name: str, data_root: str | Path, split: str = "val", weights_dir: str | Path = WEIGHTS_DIR
+) -> dict[str, Any]:
+    """Choose threshold, morphology and flip TTA by mean per-image Dice on the validation split.
+
+    Writes the choice into the weights' ``config.json`` (``postprocessing``, ``threshold``,
+    ``flip_tta``) and the whole table into ``metrics.json`` under ``"selection"``. The test split is
+    never read, so test figures measured afterwards stay honest.
+    """
+    if split == "test":
+        raise ValueError("inference settings are selected on validation data, never on the test split")
+    loaded = load_model(model, weights_dir)
+    dataset = open_dataset(dataset_name, data_root)
+    groups = _groups(dataset, dataset_name, split)
+    table = []
+    for flip_tta in (False, True):
+        items = _validation_probabilities(Segmenter(loaded, flip_tta=flip_tta), dataset, groups)
+        for threshold in THRESHOLDS:
+            for morphology in MORPHOLOGY:
+                postprocessing = PostProcessing(threshold=threshold, **morphology)
+                scores = []
+                for probabilities, truth, spacing in items:
+                    mask = postprocessing(probabilities, spacing=spacing)
+                    scores.append(batch_dice(torch.from_numpy(mask), torch.from_numpy(truth)))
+                dice = float(torch.cat(scores).mean())
+                table.append({"flip_tta": flip_tta, **postprocessing.to_dict(), "dice_mean": dice})
+    best = max(table, key=lambda row: row["dice_mean"])  # max keeps the first (simplest) of equals
+    folder = loaded.folder
+    config = json.loads((folder / "config.json").read_text())
+    chosen = {k: v for k, v in best.items() if k not in ("flip_tta", "dice_mean")}
+    config.update({"postprocessing": chosen, "threshold": chosen["threshold"], "flip_tta": best["flip_tta"]})
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    metrics_path = folder / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    baseline = next(row for row in table if not row["flip_tta"] and row["threshold"] == 0.5 and not row["fill_holes"] and not row["largest_component_only"])
+    metrics["selection"] = {"split": split, "dataset": dataset_name, "chosen": best, "default_dice_mean": baseline["dice_mean"], "table": table}
+    metrics_path.write_text(json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n")
+    write_model_card(folder)
+    return metrics["selection"]

@@ -93,9 +93,11 @@ class Segmenter:
         loaded: model and config from :func:`seg_core.weights.load_model`.
         device: where to run.
         batch_size: slices per forward pass.
+        flip_tta: average the logits of the slice and its left-right mirror (test-time
+            augmentation); default: what the weights' config chose on validation.
     """
 
-    def __init__(self, loaded: LoadedModel, device: str | torch.device = "cpu", batch_size: int = 16) -> None:
+    def __init__(self, loaded: LoadedModel, device: str | torch.device = "cpu", batch_size: int = 16, flip_tta: bool | None = None) -> None:
         self.model = loaded.model.to(device).eval()
         self.config = loaded.config
         self.model_id = loaded.model_id
@@ -105,6 +107,10 @@ class Segmenter:
         self.input_size = tuple(self.config["input_size"])
         self.normalize = IntensityNormalizer.from_dict(self.config.get("normalization"))
         self.threshold = float(self.config.get("threshold", 0.5))
+        # Post-processing and test-time flipping are chosen on the validation split by
+        # `python -m seg_core select`, nnU-Net style, and recorded in the config.
+        self.postprocessing = PostProcessing.from_dict(self.config.get("postprocessing") or {"threshold": self.threshold})
+        self.flip_tta = bool(self.config.get("flip_tta", False)) if flip_tta is None else flip_tta
         # One forward pass at a time per model: spiking models carry membrane state through a
         # pass, and a cached model is shared by every session of the app.
         self._lock = threading.Lock()
@@ -132,6 +138,8 @@ class Segmenter:
             images = resize_images(torch.from_numpy(batch).to(self.device), self.input_size)
             with self._lock:
                 logits = self.model(images)
+                if self.flip_tta:
+                    logits = (logits + self.model(images.flip(-1)).flip(-1)) / 2
             logits = resize_images(logits.float(), (height, width))
             probabilities[indices] = torch.sigmoid(logits[:, 0]).cpu().numpy()
             done += len(indices)
@@ -149,7 +157,7 @@ class Segmenter:
     ) -> Prediction:
         """Segment ``scan``: probabilities, post-processed mask and tumor sizes."""
         start = time.perf_counter()
-        postprocessing = postprocessing or PostProcessing(threshold=self.threshold)
+        postprocessing = postprocessing or self.postprocessing
         probabilities = self.predict_probabilities(scan, progress)
         mask = postprocessing(probabilities, spacing=scan.spacing)
         sizes = tumor_size(mask, scan.spacing)

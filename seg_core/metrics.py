@@ -250,6 +250,18 @@ def aggregate_dice(predictions: Iterable[np.ndarray], truths: Iterable[np.ndarra
     return 1.0 if denominator == 0 else 2.0 * overlap / denominator
 
 
+def batch_dice(predicted: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Dice of each image of boolean batches ``(B, ...)``: the fast path for training and selection.
+
+    Same convention as :func:`segmentation_metrics` (1.0 when both masks are empty), without the
+    HD95 and confusion-matrix work, so it can run every epoch.
+    """
+    predicted, truth = predicted.bool().flatten(1), truth.bool().flatten(1)
+    intersection = (predicted & truth).sum(1).float()
+    total = predicted.sum(1).float() + truth.sum(1).float()
+    return torch.where(total > 0, 2 * intersection / total.clamp(min=1), torch.ones_like(total))
+
+
 def summarize(per_case: list[dict[str, Any]]) -> dict[str, float]:
     """Mean, standard deviation, median and counts of each numeric metric over cases, ignoring nan.
 

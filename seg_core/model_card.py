@@ -120,6 +120,15 @@ def render_model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
             f"(validation at the {training['size']} px training size); training wall time to that epoch "
             f"{training.get('elapsed_s', 0) / 60:.1f} min on {training.get('hardware', 'CPU')}."
         )
+    selection = metrics.get("selection")
+    if selection:
+        best = selection["chosen"]
+        lines.append(
+            f"- Inference settings chosen on the {selection['split']} split (`python -m seg_core select`): threshold {best['threshold']}, "
+            f"fill holes {best['fill_holes']}, largest component only {best['largest_component_only']}, left-right flip TTA "
+            f"{best['flip_tta']}; {selection['split']} per-image Dice {selection['default_dice_mean']:.4f} with the defaults, "
+            f"{best['dice_mean']:.4f} with these."
+        )
     lines += ["", "## Test figures"]
     if test:
         lines += [

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from seg_core.data import load_split, open_dataset
+from seg_core.metrics import batch_dice
 from seg_core.model_card import write_model_card
 from seg_core.models import create_model, get_spec
 from seg_core.preprocess import IntensityNormalizer, resize_images, resize_masks
@@ -143,15 +144,6 @@ def augmentation(seed: int):
     return transform
 
 
-def per_image_dice(probabilities: torch.Tensor, masks: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """Dice of each image in a batch ``(B, 1, H, W)``; 1.0 where both masks are empty."""
-    predicted = probabilities >= threshold
-    truth = masks >= 0.5
-    intersection = (predicted & truth).flatten(1).sum(1).float()
-    total = predicted.flatten(1).sum(1).float() + truth.flatten(1).sum(1).float()
-    return torch.where(total > 0, 2 * intersection / total.clamp(min=1), torch.ones_like(total))
-
-
 @torch.inference_mode()
 def validate(model: torch.nn.Module, arrays: dict[str, np.ndarray], device: torch.device, batch_size: int) -> float:
     model.eval()
@@ -159,7 +151,7 @@ def validate(model: torch.nn.Module, arrays: dict[str, np.ndarray], device: torc
     for start in range(0, len(arrays["images"]), batch_size):
         images = torch.from_numpy(arrays["images"][start : start + batch_size].astype(np.float32)).to(device)
         masks = torch.from_numpy(arrays["masks"][start : start + batch_size]).to(device)
-        scores.append(per_image_dice(torch.sigmoid(model(images)), masks))
+        scores.append(batch_dice(torch.sigmoid(model(images)) >= 0.5, masks >= 0.5))
     return float(torch.cat(scores).mean())
 
 

@@ -31,3 +31,31 @@ def test_unet_figshare_reaches_dice_070_on_test_slices(data_root: Path) -> None:
     test_groups = set(load_split("figshare")["test"])
     assert {row["group"] for row in result["cases"]} <= test_groups
     assert result["dice_mean"] >= 0.70, json.dumps({k: result[k] for k in ("dice_mean", "iou_mean", "n")})
+
+
+@pytest.mark.data
+def test_select_chooses_settings_on_validation_only(data_root: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from seg_core.data import FigshareDataset
+    from seg_core.evaluate import MORPHOLOGY, THRESHOLDS, select_inference_settings
+
+    # A small figshare-layout folder holding a few slices of one validation block.
+    source = FigshareDataset(data_root)
+    block = load_split("figshare")["val"][0]
+    (tmp_path / "figshare" / "images").mkdir(parents=True)
+    (tmp_path / "figshare" / "masks").mkdir()
+    for case_id in source.case_ids(block)[:4]:
+        for kind in ("images", "masks"):
+            shutil.copy(data_root / "figshare" / kind / f"{case_id}.png", tmp_path / "figshare" / kind)
+    weights = tmp_path / "weights"
+    shutil.copytree(REPO / "weights" / "unet.figshare", weights / "unet.figshare")
+    with pytest.raises(ValueError, match="never on the test split"):
+        select_inference_settings("unet.figshare", "figshare", tmp_path, split="test", weights_dir=weights)
+    selection = select_inference_settings("unet.figshare", "figshare", tmp_path, weights_dir=weights)
+    assert len(selection["table"]) == 2 * len(THRESHOLDS) * len(MORPHOLOGY)
+    assert selection["chosen"]["dice_mean"] == max(row["dice_mean"] for row in selection["table"])
+    config = json.loads((weights / "unet.figshare" / "config.json").read_text())
+    assert config["postprocessing"]["threshold"] == selection["chosen"]["threshold"]
+    assert config["flip_tta"] == selection["chosen"]["flip_tta"]
+    assert load_model(weights / "unet.figshare").config["postprocessing"] == config["postprocessing"]
