@@ -140,11 +140,10 @@ def format_table(result: dict[str, Any]) -> str:
     for level in ("per_image", "per_tumor_image", "per_volume"):
         if level not in result:
             continue
+        figures = result[level]
         for metric in HEADLINE:
-            figures = result[level][metric]
-            lines.append(
-                f"{level:<14}{metric:<13}{figures['mean']:>8.4f}{figures['std']:>8.4f}{figures['median']:>8.4f}{figures['n']:>6d}"
-            )
+            mean, std, median, n = (figures[f"{metric}_{stat}"] for stat in ("mean", "std", "median", "n"))
+            lines.append(f"{level:<14}{metric:<13}{mean:>8.4f}{std:>8.4f}{median:>8.4f}{n:>6d}")
     return "\n".join(lines)
 
 
