@@ -22,9 +22,9 @@ import torch
 
 from seg_core.data import Sample, load_split, open_dataset
 from seg_core.inference import Segmenter
-from seg_core.postprocess import PostProcessing
 from seg_core.metrics import batch_dice, segmentation_metrics, summarize, volume_metrics
 from seg_core.model_card import write_model_card
+from seg_core.postprocess import PostProcessing
 from seg_core.scans import Scan
 from seg_core.weights import WEIGHTS_DIR, load_model
 
@@ -72,7 +72,7 @@ def iter_predictions(segmenter: Segmenter, dataset, groups: list[str], limit: in
                 "case": group,
                 "group": group,
                 "level": "volume",
-                **segmentation_metrics(prediction.mask, truth, spacing=spacing),
+                **volume_metrics(prediction.mask, truth, spacing=spacing),
             }
             count += 1
         else:
@@ -164,7 +164,9 @@ def write_test_metrics(result: dict[str, Any], weights_dir: str | Path = WEIGHTS
     """Record a test-split evaluation in ``weights/<id>/metrics.json`` (per-case rows left out)."""
     path = Path(weights_dir) / result["model"] / "metrics.json"
     metrics = json.loads(path.read_text()) if path.exists() else {}
-    metrics[f"{result['split']}:{result['dataset']}"] = json_safe({k: v for k, v in result.items() if k not in ("cases", "data_root")})
+    metrics[f"{result['split']}:{result['dataset']}"] = json_safe(
+        {k: v for k, v in result.items() if k not in ("cases", "data_root")}
+    )
     path.write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     write_model_card(path.parent)
     return path
@@ -231,8 +233,18 @@ def select_inference_settings(
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     metrics_path = folder / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-    baseline = next(row for row in table if not row["flip_tta"] and row["threshold"] == 0.5 and not row["fill_holes"] and not row["largest_component_only"])
-    metrics["selection"] = {"split": split, "dataset": dataset_name, "chosen": best, "default_dice_mean": baseline["dice_mean"], "table": table}
+    baseline = next(
+        row
+        for row in table
+        if not row["flip_tta"] and row["threshold"] == 0.5 and not row["fill_holes"] and not row["largest_component_only"]
+    )
+    metrics["selection"] = {
+        "split": split,
+        "dataset": dataset_name,
+        "chosen": best,
+        "default_dice_mean": baseline["dice_mean"],
+        "table": table,
+    }
     metrics_path.write_text(json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n")
     write_model_card(folder)
     return metrics["selection"]

@@ -97,7 +97,9 @@ class Segmenter:
             augmentation); default: what the weights' config chose on validation.
     """
 
-    def __init__(self, loaded: LoadedModel, device: str | torch.device = "cpu", batch_size: int = 16, flip_tta: bool | None = None) -> None:
+    def __init__(
+        self, loaded: LoadedModel, device: str | torch.device = "cpu", batch_size: int = 16, flip_tta: bool | None = None
+    ) -> None:
         self.model = loaded.model.to(device).eval()
         self.config = loaded.config
         self.model_id = loaded.model_id

@@ -179,6 +179,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     model_config = {**config.model_config, "in_channels": len(modalities)}
     model_config.pop("modalities", None)
     model = create_model(config.arch, **model_config).to(device)
+    if not spec.trainable:  # closed-form baselines: one fit, no gradient loop (and no parameters to optimise)
+        return fit_closed_form(model, config, spec, modalities, model_config, train_arrays, val_arrays, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=config.plateau_patience)
     loss_function = DiceCELoss(sigmoid=True, smooth_nr=1e-5, smooth_dr=1e-5)
@@ -267,6 +269,24 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     return {"model_id": config.model_id, "best_val_dice": best_dice, "best_epoch": best_epoch, "epochs_run": epoch + 1}
 
 
+def fit_closed_form(
+    model, config: TrainConfig, spec, modalities, model_config, train_arrays, val_arrays, device
+) -> dict[str, Any]:
+    """Fit a model with ``spec.trainable`` False (``model.fit(images, masks)``) once, validate it and export it.
+
+    The cached float16 images go in as they are: ``fit`` converts each batch to float32 itself, so the
+    whole training set is never held twice.
+    """
+    start = time.monotonic()
+    model.fit(train_arrays["images"], train_arrays["masks"])
+    val_dice = validate(model, val_arrays, device, config.batch_size * 2)
+    elapsed = time.monotonic() - start
+    log.info("fitted %s in closed form: val Dice %.4f (%.0f s)", config.arch, val_dice, elapsed)
+    history = [{"epoch": 0, "val_dice": val_dice, "elapsed_s": elapsed}]
+    export(model, config, spec, modalities, model_config, history, val_dice, 0, elapsed)
+    return {"model_id": config.model_id, "best_val_dice": val_dice, "best_epoch": 0, "epochs_run": 1}
+
+
 def export(model, config: TrainConfig, spec, modalities, model_config, history, best_dice, best_epoch, elapsed) -> Path:
     """Write the current (best-on-validation) model to ``weights/<id>/``."""
     folder = Path(config.weights_dir) / config.model_id
@@ -284,7 +304,8 @@ def export(model, config: TrainConfig, spec, modalities, model_config, history, 
     }
     # A fresh export replaces metrics.json: test figures of earlier weights no longer apply.
     metrics = {"training": {"val_dice_per_image": best_dice, "best_epoch": best_epoch, "history": history}}
-    save_pretrained(model, weights_config, folder, metrics=metrics)
+    # Fitted baselines keep float32: float16 would move their tree thresholds and neighbour banks.
+    save_pretrained(model, weights_config, folder, metrics=metrics, half=spec.trainable)
     write_model_card(folder)
     return folder
 

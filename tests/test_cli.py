@@ -82,10 +82,14 @@ def test_unknown_model_lists_the_available_ones(tmp_path: Path) -> None:
 
 @pytest.mark.data
 def test_evaluate_prints_a_table_and_json(data_root: Path) -> None:
-    table = run_cli("evaluate", "--model", "unet.figshare", "--dataset", "figshare", "--data-root", str(data_root), "--limit", "4")
+    table = run_cli(
+        "evaluate", "--model", "unet.figshare", "--dataset", "figshare", "--data-root", str(data_root), "--limit", "4"
+    )
     assert table.returncode == 0, table.stderr
     assert "per_image" in table.stdout and "dice" in table.stdout
-    result = run_cli("evaluate", "--model", "unet.figshare", "--dataset", "figshare", "--data-root", str(data_root), "--limit", "4", "--json")
+    result = run_cli(
+        "evaluate", "--model", "unet.figshare", "--dataset", "figshare", "--data-root", str(data_root), "--limit", "4", "--json"
+    )
     figures = json.loads(result.stdout)
     assert figures["n"] == 4 and 0 <= figures["dice_mean"] <= 1 and len(figures["cases"]) == 4
     assert {"dice_mean", "iou_mean", "hd95_mean"} <= set(figures)

@@ -92,7 +92,12 @@ def test_eval_is_deterministic_and_keeps_no_state_between_calls(name: str) -> No
 @pytest.mark.parametrize("name", MODELS)
 def test_save_load_round_trip_gives_identical_outputs(name: str, tmp_path) -> None:
     net = build(name).eval()
-    config = {"architecture": name, "model_config": {"in_channels": 1, **get_spec(name).lite_config}, "modalities": ["t1c"], "input_size": [64, 64]}
+    config = {
+        "architecture": name,
+        "model_config": {"in_channels": 1, **get_spec(name).lite_config},
+        "modalities": ["t1c"],
+        "input_size": [64, 64],
+    }
     save_pretrained(net, config, tmp_path / f"{name}.test", half=False)
     loaded = load_model(tmp_path / f"{name}.test")
     x = torch.randn(1, 1, 64, 64)
