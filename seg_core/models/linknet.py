@@ -1,0 +1,157 @@
+"""LinkNet with attention-gated links (Chaurasia, Culurciello, "LinkNet: Exploiting Encoder Representations for Efficient Semantic Segmentation", VCIP 2017).
+
+Encoder: a 7x7 stride-2 convolution and 3x3 stride-2 max pooling, then the four stages of
+ResNet-18 (two residual BasicBlocks each) at ``width * (1, 2, 4, 8)`` channels, the last three
+halving the size (output stride 32). Decoder: one block per stage, ``conv1x1 (in -> in/4) -> 3x3
+transposed conv (x2) -> conv1x1 (in/4 -> out)``, each with BatchNorm and ReLU. As in LinkNet, the
+input of every encoder stage is ADDED to the output of its decoder block (not concatenated, which
+keeps the decoder light); here that link first passes through an additive attention gate (Oktay et
+al. 2018) driven by the decoder block's input. A full-resolution head (3x3 transposed conv x2 ->
+conv3x3 -> 2x2 transposed conv x2) gives one logit per pixel. ``width=64`` is the paper size (the
+paper reports 11.5 M parameters; with the gates this is 11.7 M); ``width=24`` is the "lite" size
+(about 1.6 M).
+
+Example:
+    >>> import torch
+    >>> from seg_core.models import create_model
+    >>> net = create_model("linknet_ag", width=24, in_channels=1)
+    >>> net(torch.zeros(2, 1, 128, 128)).shape
+    torch.Size([2, 1, 128, 128])
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from seg_core.models._registry import ModelSpec, register_model
+from seg_core.models.blocks.attention import AttentionGate
+from seg_core.models.blocks.conv import SegmentationNet
+
+
+class BasicBlock(nn.Module):
+    """ResNet BasicBlock (He et al. 2016): ``relu(bn(conv3x3(relu(bn(conv3x3(x))))) + shortcut(x))``.
+
+    The shortcut is a strided 1x1 convolution with BatchNorm when the shape changes, else identity.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+        )
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+class LinkNetDecoderBlock(nn.Sequential):
+    """LinkNet decoder block: ``conv1x1 (m -> m/4) -> 3x3 transposed conv (stride) -> conv1x1 (m/4 -> n)``.
+
+    Squeezing to a quarter of the channels before the transposed convolution is what makes the
+    LinkNet decoder cheap (about 3% of the parameters).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 2) -> None:
+        squeezed = max(in_channels // 4, 1)
+        super().__init__(
+            nn.Conv2d(in_channels, squeezed, kernel_size=1, bias=False),
+            nn.BatchNorm2d(squeezed),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(
+                squeezed, squeezed, kernel_size=3, stride=stride, padding=1, output_padding=stride - 1, bias=False
+            ),
+            nn.BatchNorm2d(squeezed),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(squeezed, out_channels, kernel_size=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
+class LinkNetAG(SegmentationNet):
+    """LinkNet (ResNet-18 encoder) whose encoder-to-decoder links pass through attention gates.
+
+    Args:
+        in_channels: number of input modalities.
+        out_channels: number of output logits per pixel (1 for a binary tumor mask).
+        width: channels of the stem and first stage; later stages double it (64 in the paper).
+        blocks_per_stage: BasicBlocks per encoder stage (2, as in ResNet-18).
+    """
+
+    def __init__(self, in_channels: int = 1, out_channels: int = 1, width: int = 64, blocks_per_stage: int = 2) -> None:
+        super().__init__(input_multiple=32)
+        channels = [width * 2**level for level in range(4)]
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
+        )
+        self.encoders = nn.ModuleList()
+        previous = width
+        for level, out in enumerate(channels):
+            stride = 1 if level == 0 else 2  # ResNet-18: the max pooling already halved the first stage
+            blocks = [BasicBlock(previous, out, stride)] + [BasicBlock(out, out) for _ in range(blocks_per_stage - 1)]
+            self.encoders.append(nn.Sequential(*blocks))
+            previous = out
+        # Decoder level l undoes encoder stage l: its output has the shape of that stage's input,
+        # to which the gated input is added. Stage 0 kept the size, so decoder 0 does not upsample.
+        inputs = [width, *channels[:-1]]
+        self.decoders = nn.ModuleList(
+            LinkNetDecoderBlock(channels[level], inputs[level], stride=1 if level == 0 else 2) for level in range(4)
+        )
+        self.gates = nn.ModuleList(
+            AttentionGate(skip_channels=inputs[level], gating_channels=channels[level]) for level in range(4)
+        )
+        half = max(width // 2, 1)
+        self.head = nn.Sequential(
+            nn.ConvTranspose2d(width, half, kernel_size=3, stride=2, padding=1, output_padding=1, bias=False),
+            nn.BatchNorm2d(half),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(half, half, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(half),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(half, out_channels, kernel_size=2, stride=2),
+        )
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        links = []
+        for encoder in self.encoders:
+            links.append(x)
+            x = encoder(x)
+        for level in reversed(range(4)):
+            x = self.decoders[level](x) + self.gates[level](links[level], gating=x)
+        return self.head(x)
+
+
+@register_model(
+    ModelSpec(
+        name="linknet_ag",
+        title="LinkNet (attention-gated)",
+        family="linknet",
+        reference="Chaurasia, Culurciello. LinkNet: Exploiting Encoder Representations for Efficient Semantic Segmentation. VCIP 2017.",
+        description=(
+            "A fast encoder-decoder built for real-time segmentation. The encoder is a ResNet-18, and the "
+            "decoder is deliberately light: it adds the encoder's features back in at each scale instead "
+            "of concatenating them, so it needs few extra layers. In this version each of those links "
+            "first passes through an attention gate that weights every pixel between 0 and 1. About a "
+            "third of the U-Net's parameters and several times fewer operations per image."
+        ),
+        input_multiple=32,
+        paper_config={"width": 64},
+        lite_config={"width": 24},
+    )
+)
+def linknet_ag(in_channels: int = 1, out_channels: int = 1, width: int = 64, blocks_per_stage: int = 2) -> LinkNetAG:
+    return LinkNetAG(in_channels=in_channels, out_channels=out_channels, width=width, blocks_per_stage=blocks_per_stage)

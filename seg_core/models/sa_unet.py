@@ -1,0 +1,139 @@
+"""SA-UNet (Guo, Szemenyei, Yi, Wang, Chen, Fan, "SA-UNet: Spatial Attention U-Net for Retinal Vessel Segmentation", ICPR 2020).
+
+A small U-Net built from structured dropout convolution blocks, ``2 x (conv3x3 -> DropBlock ->
+BatchNorm -> ReLU)``, with DropBlock at block size 7 and keep probability 0.9. The encoder has
+three stages at ``width * (1, 2, 4)`` channels with 2x2 max pooling; the ``8 * width`` bottleneck
+has a spatial attention module (channel mean and max -> 7x7 convolution -> sigmoid -> multiply)
+between its two convolution blocks; the decoder upsamples with 3x3 stride-2 transposed
+convolutions and concatenates the skips. ``width=16`` is the paper size, about 0.54 M parameters as
+published; it is small enough to be the "lite" size too.
+
+The layout (three pooling steps, 16-32-64 encoder, 128-channel bottleneck) follows the authors'
+reference code, which gives the published 0.54 M parameters; ``depth=4`` adds a fourth stage.
+
+Example:
+    >>> import torch
+    >>> from seg_core.models import create_model
+    >>> net = create_model("sa_unet", width=16, in_channels=1)
+    >>> net(torch.zeros(2, 1, 128, 128)).shape
+    torch.Size([2, 1, 128, 128])
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from seg_core.models._registry import ModelSpec, register_model
+from seg_core.models.blocks.attention import DropBlock2d, SpatialAttention
+from seg_core.models.blocks.conv import SegmentationNet
+
+
+class DropBlockConv(nn.Sequential):
+    """``conv3x3 -> DropBlock -> BatchNorm -> ReLU``, SA-UNet's structured dropout convolution.
+
+    DropBlock sits before BatchNorm, as in the reference code, so BatchNorm sees the statistics of
+    the regularised features. The convolution has no bias because BatchNorm's shift replaces it.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, block_size: int = 7, keep_prob: float = 0.9) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
+            DropBlock2d(block_size=block_size, keep_prob=keep_prob),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
+class SAUNet(SegmentationNet):
+    """Spatial Attention U-Net.
+
+    Args:
+        in_channels: number of input modalities.
+        out_channels: number of output logits per pixel (1 for a binary tumor mask).
+        width: channels of the first stage (``start_neurons``, 16 in the paper); later stages double it.
+        depth: number of pooling steps (3 in the paper).
+        block_size: DropBlock square side (7 in the paper).
+        keep_prob: DropBlock keep probability (0.9 in the paper).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        width: int = 16,
+        depth: int = 3,
+        block_size: int = 7,
+        keep_prob: float = 0.9,
+    ) -> None:
+        super().__init__(input_multiple=2**depth)
+        channels = [width * 2**level for level in range(depth + 1)]
+
+        def stage(in_ch: int, out_ch: int) -> nn.Sequential:
+            return nn.Sequential(
+                DropBlockConv(in_ch, out_ch, block_size, keep_prob), DropBlockConv(out_ch, out_ch, block_size, keep_prob)
+            )
+
+        self.encoders = nn.ModuleList()
+        previous = in_channels
+        for level in range(depth):
+            self.encoders.append(stage(previous, channels[level]))
+            previous = channels[level]
+        self.pool = nn.MaxPool2d(2)
+        # Spatial attention between the two bottleneck blocks: at the coarsest scale every pixel
+        # sees the most context, so that is where a per-pixel weight is cheapest and most informed.
+        self.bottleneck = nn.Sequential(
+            DropBlockConv(channels[depth - 1], channels[depth], block_size, keep_prob),
+            SpatialAttention(kernel_size=7),
+            DropBlockConv(channels[depth], channels[depth], block_size, keep_prob),
+        )
+        self.upsamplers = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        for level in reversed(range(depth)):
+            # 3x3 stride-2 transposed convolution, Keras "same" padding: exactly doubles the size.
+            self.upsamplers.append(
+                nn.ConvTranspose2d(channels[level + 1], channels[level], kernel_size=3, stride=2, padding=1, output_padding=1)
+            )
+            self.decoders.append(stage(2 * channels[level], channels[level]))
+        self.head = nn.Conv2d(channels[0], out_channels, kernel_size=1)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for encoder in self.encoders:
+            x = encoder(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.bottleneck(x)
+        for upsample, decoder, skip in zip(self.upsamplers, self.decoders, reversed(skips), strict=True):
+            x = decoder(torch.cat([upsample(x), skip], dim=1))
+        return self.head(x)
+
+
+@register_model(
+    ModelSpec(
+        name="sa_unet",
+        title="SA-UNet",
+        family="unet",
+        reference="Guo, Szemenyei, Yi, Wang, Chen, Fan. SA-UNet: Spatial Attention U-Net for Retinal Vessel Segmentation. ICPR 2020.",
+        description=(
+            "A very small U-Net (about half a million parameters, some 60 times fewer than the U-Net) "
+            "designed for small data sets. During training it switches off whole square patches of its "
+            "feature maps at random (DropBlock), which keeps it from memorising the few training images, "
+            "and at its deepest level a spatial attention map decides which pixels matter. Fast on a CPU."
+        ),
+        input_multiple=8,
+        paper_config={"width": 16},
+        lite_config={"width": 16},
+    )
+)
+def sa_unet(
+    in_channels: int = 1,
+    out_channels: int = 1,
+    width: int = 16,
+    depth: int = 3,
+    block_size: int = 7,
+    keep_prob: float = 0.9,
+) -> SAUNet:
+    return SAUNet(
+        in_channels=in_channels, out_channels=out_channels, width=width, depth=depth, block_size=block_size, keep_prob=keep_prob
+    )
