@@ -30,6 +30,7 @@ def _train(args: argparse.Namespace) -> int:
         threads=args.threads,
         max_minutes=args.max_minutes,
         out_id=args.out_id or "",
+        init_from=args.init_from,
         **({"weights_dir": args.weights_dir} if args.weights_dir else {}),
     )
     summary = train(config, resume=args.resume, progress=not args.no_progress)
@@ -186,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out-id", default="", help="weights id (default <arch>.<dataset>)")
     train.add_argument("--weights-dir", default="", help="where to write the weights folder (default weights/)")
     train.add_argument("--resume", action="store_true", help="continue from runs/<id>/checkpoint.pt")
+    train.add_argument("--init-from", default="", help="start from these trained weights (id or folder), e.g. to fine-tune")
     train.add_argument("--no-progress", action="store_true", help="no tqdm bars (for logs)")
     train.set_defaults(handler=_train)
 

@@ -34,7 +34,7 @@ from seg_core.metrics import batch_dice
 from seg_core.model_card import write_model_card
 from seg_core.models import create_model, get_spec
 from seg_core.preprocess import IntensityNormalizer, resize_images, resize_masks
-from seg_core.weights import WEIGHTS_DIR, save_pretrained
+from seg_core.weights import WEIGHTS_DIR, load_model, save_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ class TrainConfig:
     out_id: str = ""
     weights_dir: str = str(WEIGHTS_DIR)
     empty_slice_fraction: float = 1.0
+    init_from: str = ""
 
     @property
     def model_id(self) -> str:
@@ -179,6 +180,10 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     model_config = {**config.model_config, "in_channels": len(modalities)}
     model_config.pop("modalities", None)
     model = create_model(config.arch, **model_config).to(device)
+    if config.init_from:
+        # Fine-tuning (e.g. the same network at a higher resolution): start from trained weights.
+        model.load_state_dict(load_model(config.init_from).model.state_dict())
+        log.info("initialised from %s", config.init_from)
     if not spec.trainable:  # closed-form baselines: one fit, no gradient loop (and no parameters to optimise)
         return fit_closed_form(model, config, spec, modalities, model_config, train_arrays, val_arrays, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
