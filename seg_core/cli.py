@@ -164,6 +164,26 @@ def _energy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _publish(args: argparse.Namespace) -> int:
+    from seg_core.weights import publish
+
+    # The token comes from `hf auth login` or $HF_TOKEN, never from the command line (shell history).
+    result = publish(
+        args.model,
+        args.repo,
+        revision=args.revision or None,
+        endpoint=args.endpoint or None,
+        private=True if args.private else None,
+        commit_message=args.message or None,
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"published {args.model} to {result['commit_url']}")
+        print(f"load it pinned to this commit with: --model {result['load']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m seg_core", description="BrainSeg Studio: brain tumor segmentation engine.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -246,6 +266,16 @@ def build_parser() -> argparse.ArgumentParser:
     energy.add_argument("--e-ac-pj", type=float, default=None, help="pJ per synaptic operation (default 0.9)")
     energy.add_argument("--json", action="store_true")
     energy.set_defaults(handler=_energy)
+
+    publish = commands.add_parser("publish", help="upload a weights folder to a Hugging Face Hub model repo")
+    publish.add_argument("model", help="weights id (e.g. unet.figshare) or weights folder")
+    publish.add_argument("--repo", required=True, help="Hub repo <org>/<repo> (created if missing)")
+    publish.add_argument("--revision", default="", help="branch to commit to (default main)")
+    publish.add_argument("--private", action="store_true", help="create the repo private")
+    publish.add_argument("--message", default="", help="commit message")
+    publish.add_argument("--endpoint", default="", help="Hub URL (default $HF_ENDPOINT or https://huggingface.co)")
+    publish.add_argument("--json", action="store_true")
+    publish.set_defaults(handler=_publish)
     return parser
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from seg_core.models import get_spec
+from seg_core.weights import files_section
 
 __all__ = ["DATASET_INFO", "render_model_card", "write_model_card"]
 
@@ -146,6 +147,9 @@ def render_model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
         lines.append("HD95 is in millimetres where the images record pixel spacing, in pixels otherwise.")
     else:
         lines.append("Not evaluated on the test split yet.")
+    record = config.get("sha256")
+    if record:  # written by save_pretrained; load_model checks the files against it
+        lines += ["", *files_section(record)]
     lines += [
         "",
         "## Limits",
