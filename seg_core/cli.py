@@ -31,6 +31,8 @@ def _train(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes,
         out_id=args.out_id or "",
         init_from=args.init_from,
+        schedule=args.schedule,
+        bf16=args.bf16,
         **({"weights_dir": args.weights_dir} if args.weights_dir else {}),
     )
     summary = train(config, resume=args.resume, progress=not args.no_progress)
@@ -107,6 +109,11 @@ def _segment(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from seg_core.evaluate import evaluate, format_table, json_safe, write_test_metrics
 
+    if args.all:
+        return _evaluate_all(args)
+    if not args.model or not args.dataset:
+        print("error: give --model and --dataset, or --all for every shipped model", file=sys.stderr)
+        return 2
     result = evaluate(args.model, args.dataset, args.data_root, split=args.split, limit=args.limit or None)
     if args.write:
         write_test_metrics(result)
@@ -114,6 +121,26 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(json_safe(result), indent=2, allow_nan=False))
     else:
         print(format_table(result))
+    return 0
+
+
+def _evaluate_all(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from seg_core.leaderboard import evaluate_all, render_markdown
+
+    if args.split != "test":
+        print("error: the leaderboard reports the test split only (drop --split)", file=sys.stderr)
+        return 2
+    models = [m for m in args.model.split(",") if m] if args.model else None
+    board = evaluate_all(
+        args.data_root,
+        models=models,
+        evaluate_test=not args.cost_only,
+        readme=Path(__file__).resolve().parent.parent / "README.md",
+        report=print,
+    )
+    print(render_markdown(board))
     return 0
 
 
@@ -184,6 +211,13 @@ def _publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from seg_core.api import serve
+
+    serve(host=args.host, port=args.port, weights_dir=args.weights_dir or None, data_root=args.data_root or None)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m seg_core", description="BrainSeg Studio: brain tumor segmentation engine.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -208,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--weights-dir", default="", help="where to write the weights folder (default weights/)")
     train.add_argument("--resume", action="store_true", help="continue from runs/<id>/checkpoint.pt")
     train.add_argument("--init-from", default="", help="start from these trained weights (id or folder), e.g. to fine-tune")
+    train.add_argument("--schedule", choices=("plateau", "cosine"), default="plateau", help="learning-rate schedule")
+    train.add_argument("--bf16", action="store_true", help="bfloat16 autocast (fast on AVX-512 BF16 CPUs and GPUs)")
     train.add_argument("--no-progress", action="store_true", help="no tqdm bars (for logs)")
     train.set_defaults(handler=_train)
 
@@ -230,8 +266,14 @@ def build_parser() -> argparse.ArgumentParser:
     segment.set_defaults(handler=_segment)
 
     evaluate = commands.add_parser("evaluate", help="evaluate weights on a dataset folder")
-    evaluate.add_argument("--model", required=True, help="weights id, e.g. unet.figshare")
-    evaluate.add_argument("--dataset", required=True, help="layout of the folder: figshare, lgg, brats2015, brats, coco")
+    evaluate.add_argument("--model", default="", help="weights id, e.g. unet.figshare (with --all: a comma list to re-measure)")
+    evaluate.add_argument("--dataset", default="", help="layout of the folder: figshare, lgg, brats2015, brats, coco")
+    evaluate.add_argument(
+        "--all",
+        action="store_true",
+        help="every shipped model on its test split; writes weights/leaderboard.json and the README table",
+    )
+    evaluate.add_argument("--cost-only", action="store_true", help="with --all: re-profile energy/latency, keep test figures")
     evaluate.add_argument("--data-root", required=True, help="folder holding the dataset folder")
     evaluate.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
     evaluate.add_argument("--limit", type=int, default=0, help="evaluate only the first N images (volumes)")
@@ -276,6 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--endpoint", default="", help="Hub URL (default $HF_ENDPOINT or https://huggingface.co)")
     publish.add_argument("--json", action="store_true")
     publish.set_defaults(handler=_publish)
+
+    serve = commands.add_parser("serve", help="run the REST API (FastAPI + uvicorn; docs at /docs)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--weights-dir", default="", help="trained weights folder (default weights/)")
+    serve.add_argument("--data-root", default="", help="public data sets for /samples (default $BRAINSEG_DATA_ROOT)")
+    serve.set_defaults(handler=_serve)
     return parser
 
 

@@ -47,6 +47,14 @@ def _training_command(training: dict[str, Any]) -> str:
         f"--patience {training['patience']}",
         f"--seed {training['seed']}",
     ]
+    if training.get("schedule", "plateau") != "plateau":
+        parts.append(f"--schedule {training['schedule']}")
+    if training.get("bf16"):
+        parts.append("--bf16")
+    if training.get("init_from"):
+        parts.append(f"--init-from {training['init_from']}")
+    if training.get("out_id"):
+        parts.append(f"--out-id {training['out_id']}")
     return " \\\n    ".join(parts)
 
 
@@ -121,6 +129,20 @@ def render_model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
             f"(validation at the {training['size']} px training size); training wall time to that epoch "
             f"{training.get('elapsed_s', 0) / 60:.1f} min on {training.get('hardware', 'CPU')}."
         )
+    spent = history.get("energy")
+    if spent:
+        lines.append(
+            f"- Whole run: {history.get('epochs_run', '?')} epochs, {history.get('wall_time_s', 0) / 60:.1f} min; training energy "
+            f"{spent['energy_kwh']:.4f} kWh ({spent['emissions_kg'] * 1000:.1f} g CO2eq at the {spent['carbon_country']} grid "
+            f"intensity), measured with {spent['energy_method']}."
+        )
+    elif training:
+        lines.append("- Training energy: not measured (this run predates the codecarbon tracker).")
+    if training.get("init_from"):
+        lines.append(
+            f"- Fine-tuned from `{training['init_from']}` (its own training record is in `metrics.json` under "
+            "`training.initial`); the energy above covers the fine-tuning only."
+        )
     selection = metrics.get("selection")
     if selection:
         best = selection["chosen"]
@@ -145,6 +167,16 @@ def render_model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
             lines.append(_row("dice (per volume)", test["per_volume"], "dice"))
         lines.append("")
         lines.append("HD95 is in millimetres where the images record pixel spacing, in pixels otherwise.")
+    cost = metrics.get("inference_cost")
+    if cost:
+        lines += [
+            "",
+            "## Inference cost",
+            f"Estimated with `seg_core.energy` for one {cost['input']} input: {cost['params'] / 1e6:.2f} M parameters, "
+            f"{cost['macs'] / 1e9:.3f} G multiply-accumulates, {cost['sops'] / 1e9:.3f} G synaptic operations, "
+            f"about {cost['energy_mj']:.3f} mJ (45 nm figures: {cost['e_mac_pj']} pJ per MAC, {cost['e_ac_pj']} pJ per "
+            f"accumulate); median CPU latency {cost['latency_ms']:.1f} ms on {cost['hardware']}.",
+        ]
     else:
         lines.append("Not evaluated on the test split yet.")
     record = config.get("sha256")

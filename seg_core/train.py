@@ -67,6 +67,14 @@ class TrainConfig:
     weights_dir: str = str(WEIGHTS_DIR)
     empty_slice_fraction: float = 1.0
     init_from: str = ""
+    # "plateau": halve the learning rate when validation Dice stalls; "cosine": anneal to zero over
+    # ``epochs`` (better for fine-tuning with a known budget).
+    schedule: str = "plateau"
+    # bfloat16 autocast: 2-3x faster convolutions on CPUs with AVX-512 BF16 and on GPUs; weights,
+    # BatchNorm statistics and the loss stay float32.
+    bf16: bool = False
+    # Country whose grid carbon intensity codecarbon uses to turn measured energy (kWh) into CO2eq.
+    carbon_country: str = "DEU"
 
     @property
     def model_id(self) -> str:
@@ -179,18 +187,34 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     modalities = list(config.model_config.get("modalities", dataset.modalities))
     model_config = {**config.model_config, "in_channels": len(modalities)}
     model_config.pop("modalities", None)
-    model = create_model(config.arch, **model_config).to(device)
     if config.init_from:
-        # Fine-tuning (e.g. the same network at a higher resolution): start from trained weights.
-        model.load_state_dict(load_model(config.init_from).model.state_dict())
+        # Fine-tuning (e.g. the same network at a higher resolution): start from trained weights, with
+        # their architecture settings unless these are given explicitly.
+        initial = load_model(config.init_from)
+        model_config = {**initial.config.get("model_config", {}), **model_config}
+        model = create_model(config.arch, **model_config).to(device)
+        model.load_state_dict(initial.model.state_dict())
         log.info("initialised from %s", config.init_from)
+    else:
+        model = create_model(config.arch, **model_config).to(device)
     if not spec.trainable:  # closed-form baselines: one fit, no gradient loop (and no parameters to optimise)
-        return fit_closed_form(model, config, spec, modalities, model_config, train_arrays, val_arrays, device)
+        with EnergyMeter(config.carbon_country) as meter:
+            summary = fit_closed_form(model, config, spec, modalities, model_config, train_arrays, val_arrays, device)
+        _record_training_totals(config, dict(meter.spent), [{"elapsed_s": summary["elapsed_s"]}], 1)
+        return {**summary, **meter.spent}
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=config.plateau_patience)
+    if config.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1))
+    elif config.schedule == "plateau":
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=0.5, patience=config.plateau_patience
+        )
+    else:
+        raise ValueError(f"unknown schedule {config.schedule!r}: use 'plateau' or 'cosine'")
     loss_function = DiceCELoss(sigmoid=True, smooth_nr=1e-5, smooth_dr=1e-5)
     history: list[dict[str, float]] = []
     start_epoch, best_dice, best_epoch, elapsed_before = 0, -1.0, -1, 0.0
+    energy_before: dict[str, float] = {}
     checkpoint_path = _checkpoint_path(config)
     if resume and checkpoint_path.exists():
         checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=True)
@@ -202,76 +226,96 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         best_dice, best_epoch = float(checkpoint["best_dice"]), int(checkpoint["best_epoch"])
         elapsed_before = float(checkpoint["elapsed_s"])
         history = json.loads(checkpoint["history_json"])
+        energy_before = json.loads(checkpoint.get("energy_json", "{}"))
         log.info("resumed %s at epoch %d (best val Dice %.4f at epoch %d)", config.model_id, start_epoch, best_dice, best_epoch)
     transform = augmentation(config.seed + start_epoch)
     n_train = len(train_arrays["images"])
     run_start = time.monotonic()
-    epoch = start_epoch
-    for epoch in range(start_epoch, config.epochs):
-        if best_epoch >= 0 and epoch - best_epoch > config.patience:
-            log.info("early stop: no validation improvement for %d epochs", config.patience)
-            break
-        if config.max_minutes and (time.monotonic() - run_start) / 60 > config.max_minutes:
-            log.info("time budget of %.1f min spent; resume with --resume", config.max_minutes)
-            break
-        model.train()
-        order = np.random.default_rng(config.seed + epoch).permutation(n_train)
-        losses = []
-        batches = range(0, n_train - config.batch_size + 1, config.batch_size)
-        for start in tqdm(batches, desc=f"epoch {epoch}", disable=not progress, leave=False):
-            items = [
-                transform(
-                    {"image": train_arrays["images"][i].astype(np.float32), "mask": train_arrays["masks"][i].astype(np.float32)}
-                )
-                for i in order[start : start + config.batch_size]
-            ]
-            images = torch.stack([torch.as_tensor(np.asarray(item["image"])) for item in items]).to(device)
-            masks = torch.stack([torch.as_tensor(np.asarray(item["mask"])) for item in items]).to(device)
-            loss = loss_function(model(images), (masks >= 0.5).float())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-        val_dice = validate(model, val_arrays, device, config.batch_size * 2)
-        scheduler.step(val_dice)
-        elapsed = elapsed_before + time.monotonic() - run_start
-        history.append(
-            {
-                "epoch": epoch,
-                "loss": float(np.mean(losses)),
-                "val_dice": val_dice,
-                "lr": optimizer.param_groups[0]["lr"],
-                "elapsed_s": elapsed,
-            }
-        )
-        log.info(
-            "epoch %d loss %.4f val Dice %.4f lr %.2e (%.0f s)",
-            epoch,
-            np.mean(losses),
-            val_dice,
-            optimizer.param_groups[0]["lr"],
-            elapsed,
-        )
-        if val_dice > best_dice:
-            best_dice, best_epoch = val_dice, epoch
-            export(model, config, spec, modalities, model_config, history, best_dice, best_epoch, elapsed)
-        checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "epoch": epoch,
-                "best_dice": best_dice,
-                "best_epoch": best_epoch,
-                "elapsed_s": elapsed,
-                "history_json": json.dumps(history),
-            },
-            checkpoint_path.with_suffix(".tmp"),
-        )
-        checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
-    return {"model_id": config.model_id, "best_val_dice": best_dice, "best_epoch": best_epoch, "epochs_run": epoch + 1}
+    meter = EnergyMeter(config.carbon_country, energy_before)
+    with meter:
+        epoch = start_epoch
+        for epoch in range(start_epoch, config.epochs):
+            if best_epoch >= 0 and epoch - best_epoch > config.patience:
+                log.info("early stop: no validation improvement for %d epochs", config.patience)
+                break
+            if config.max_minutes and (time.monotonic() - run_start) / 60 > config.max_minutes:
+                log.info("time budget of %.1f min spent; resume with --resume", config.max_minutes)
+                break
+            model.train()
+            order = np.random.default_rng(config.seed + epoch).permutation(n_train)
+            losses = []
+            batches = range(0, n_train - config.batch_size + 1, config.batch_size)
+            for start in tqdm(batches, desc=f"epoch {epoch}", disable=not progress, leave=False):
+                items = [
+                    transform(
+                        {
+                            "image": train_arrays["images"][i].astype(np.float32),
+                            "mask": train_arrays["masks"][i].astype(np.float32),
+                        }
+                    )
+                    for i in order[start : start + config.batch_size]
+                ]
+                images = torch.stack([torch.as_tensor(np.asarray(item["image"])) for item in items]).to(device)
+                masks = torch.stack([torch.as_tensor(np.asarray(item["mask"])) for item in items]).to(device)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+                    logits = model(images)
+                loss = loss_function(logits.float(), (masks >= 0.5).float())
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+            val_dice = validate(model, val_arrays, device, config.batch_size * 2)
+            if config.schedule == "plateau":
+                scheduler.step(val_dice)
+            else:
+                scheduler.step()
+            elapsed = elapsed_before + time.monotonic() - run_start
+            history.append(
+                {
+                    "epoch": epoch,
+                    "loss": float(np.mean(losses)),
+                    "val_dice": val_dice,
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "elapsed_s": elapsed,
+                }
+            )
+            log.info(
+                "epoch %d loss %.4f val Dice %.4f lr %.2e (%.0f s)",
+                epoch,
+                np.mean(losses),
+                val_dice,
+                optimizer.param_groups[0]["lr"],
+                elapsed,
+            )
+            if val_dice > best_dice:
+                best_dice, best_epoch = val_dice, epoch
+                export(model, config, spec, modalities, model_config, history, best_dice, best_epoch, elapsed)
+            checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                    "epoch": epoch,
+                    "best_dice": best_dice,
+                    "best_epoch": best_epoch,
+                    "elapsed_s": elapsed,
+                    "history_json": json.dumps(history),
+                    "energy_json": json.dumps(meter.totals()),
+                },
+                checkpoint_path.with_suffix(".tmp"),
+            )
+            checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
+    energy = dict(meter.spent)
+    _record_training_totals(config, energy, history, epoch + 1)
+    return {
+        "model_id": config.model_id,
+        "best_val_dice": best_dice,
+        "best_epoch": best_epoch,
+        "epochs_run": epoch + 1,
+        **energy,
+    }
 
 
 def fit_closed_form(
@@ -289,7 +333,7 @@ def fit_closed_form(
     log.info("fitted %s in closed form: val Dice %.4f (%.0f s)", config.arch, val_dice, elapsed)
     history = [{"epoch": 0, "val_dice": val_dice, "elapsed_s": elapsed}]
     export(model, config, spec, modalities, model_config, history, val_dice, 0, elapsed)
-    return {"model_id": config.model_id, "best_val_dice": val_dice, "best_epoch": 0, "epochs_run": 1}
+    return {"model_id": config.model_id, "best_val_dice": val_dice, "best_epoch": 0, "epochs_run": 1, "elapsed_s": elapsed}
 
 
 def export(model, config: TrainConfig, spec, modalities, model_config, history, best_dice, best_epoch, elapsed) -> Path:
@@ -319,3 +363,81 @@ def _hardware() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
     return f"CPU, {torch.get_num_threads()} threads"
+
+
+class EnergyMeter:
+    """Training energy measured by codecarbon's offline tracker, summed over resumed runs.
+
+    codecarbon reads RAPL or GPU power counters where the machine exposes them and otherwise
+    estimates from the CPU's TDP and utilisation (its "process" tracking mode counts this process
+    only); which one it used is recorded with the figures. Use as a context manager around the
+    epochs; :meth:`totals` closes the current measurement (codecarbon reports figures on stop) and
+    opens the next, so a checkpoint always holds the energy spent up to it.
+    """
+
+    def __init__(self, country_iso_code: str, before: dict[str, Any] | None = None):
+        self.country_iso_code = country_iso_code
+        self.spent: dict[str, Any] = {
+            "energy_kwh": 0.0,
+            "emissions_kg": 0.0,
+            "tracked_s": 0.0,
+            "energy_method": "",
+            "carbon_country": country_iso_code,
+            **(before or {}),
+        }
+        self._tracker = None
+
+    def _start(self) -> None:
+        from codecarbon import OfflineEmissionsTracker
+
+        logging.getLogger("codecarbon").setLevel(logging.ERROR)
+        self._tracker = OfflineEmissionsTracker(
+            country_iso_code=self.country_iso_code, save_to_file=False, log_level="error", tracking_mode="process"
+        )
+        self._tracker.start()
+
+    def _close(self) -> None:
+        tracker, self._tracker = self._tracker, None
+        if tracker is None:
+            return
+        tracker.stop()
+        data = tracker.final_emissions_data
+        if data is None:
+            return
+        self.spent["energy_kwh"] += float(data.energy_consumed)
+        self.spent["emissions_kg"] += float(data.emissions)
+        self.spent["tracked_s"] += float(data.duration)
+        self.spent["energy_method"] = (
+            f"codecarbon {data.codecarbon_version} offline tracker, {data.tracking_mode} mode, {data.cpu_model}"
+        )
+
+    def __enter__(self) -> EnergyMeter:
+        self._start()
+        return self
+
+    def totals(self) -> dict[str, Any]:
+        """Energy (kWh), emissions (kg CO2eq) and tracked time (s) so far, earlier resumed runs included."""
+        if self._tracker is not None:
+            self._close()
+            self._start()
+        return dict(self.spent)
+
+    def __exit__(self, *exc_info) -> None:
+        self._close()
+
+
+def _record_training_totals(config: TrainConfig, energy: dict[str, Any], history: list[dict[str, Any]], epochs_run: int) -> None:
+    """Add the whole run's cost (all epochs, resumed runs included) to the exported weights' metrics."""
+    path = Path(config.weights_dir) / config.model_id / "metrics.json"
+    if not path.exists():
+        return
+    metrics = json.loads(path.read_text())
+    metrics.setdefault("training", {}).update(
+        {
+            "epochs_run": epochs_run,
+            "wall_time_s": round(history[-1]["elapsed_s"], 1) if history else 0.0,
+            "energy": energy,
+        }
+    )
+    path.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_model_card(path.parent)

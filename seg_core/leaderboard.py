@@ -1,0 +1,248 @@
+"""The leaderboard of the shipped weights: ``python -m seg_core evaluate --all --data-root DIR``.
+
+For every weights folder it evaluates the model on its dataset's committed test split (the same
+:func:`seg_core.evaluate.evaluate` a researcher runs by hand), profiles one inference with
+:mod:`seg_core.energy` at the model's own input size, records both in the folder's
+``metrics.json`` and model card, and writes ``weights/leaderboard.json`` (which the app's Model
+zoo page reads) and the table between the ``leaderboard`` markers of ``README.md``.
+
+Every figure is read from ``metrics.json``: nothing here is typed in, except the seed projects'
+published figures, which are quoted with their protocol because they are not comparable (see
+:data:`PUBLISHED_NOTE`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from seg_core.weights import WEIGHTS_DIR, list_weights, read_config
+
+log = logging.getLogger(__name__)
+
+LEADERBOARD_NAME = "leaderboard.json"
+README_START = "<!-- leaderboard:start -->"
+README_END = "<!-- leaderboard:end -->"
+IMAGE_METRICS = ("dice", "iou", "hd95", "sensitivity", "precision")
+
+# Figures the seed projects published; quoted, never compared as if measured the same way.
+PUBLISHED = (
+    {"dataset": "figshare", "model": "U-Net", "architecture": "unet", "dice": 0.779},
+    {"dataset": "figshare", "model": "CSA-SNN", "architecture": "csa_snn", "dice": 0.763},
+    {"dataset": "figshare", "model": "TCSA-SNN", "architecture": "tcsa_snn", "dice": 0.773},
+    {"dataset": "figshare", "model": "AttentionSNN", "architecture": "attention_snn", "dice": 0.503},
+    {"dataset": "lgg", "model": "SA-UNet", "architecture": "sa_unet", "dice": 0.905},
+    {"dataset": "figshare", "model": "Attention U-Net", "architecture": "attention_unet", "dice": 0.685},
+)
+PUBLISHED_NOTE = (
+    "The seeds' figures are not comparable with ours: they split slices at random (slices of one patient "
+    "in both training and test), averaged Dice per batch rather than per image, and selected models on "
+    "validation or test data; ours split by patient (id blocks for figshare), average per image, select on "
+    "validation only and report the held-out test split once."
+)
+
+
+def inference_cost(model_id: str, weights_dir: str | Path = WEIGHTS_DIR, repeats: int = 5) -> dict[str, Any]:
+    """Parameters, MACs, SOPs, estimated energy and median CPU latency of one inference of ``model_id``.
+
+    Profiled with its trained weights on the energy module's head phantom at the model's input size
+    (batch 1), so spiking rates are those of a brain-like image.
+    """
+    import torch
+
+    from seg_core.energy import profile
+
+    config = read_config(Path(weights_dir) / model_id)
+    height, width = config["input_size"]
+    report = profile(model_id, (height, width), repeats=repeats, weights_dir=weights_dir)
+    return {
+        "input": f"{height}x{width}",
+        "params": report.params,
+        "macs": report.macs,
+        "dense_macs": report.dense_macs,
+        "sops": report.sops,
+        "energy_mj": report.energy_uj / 1000,
+        "ann_energy_mj": report.ann_energy_uj / 1000,
+        "e_mac_pj": report.e_mac_pj,
+        "e_ac_pj": report.e_ac_pj,
+        "latency_ms": report.latency_ms,
+        "latency_runs_ms": report.latency_runs_ms,
+        "hardware": f"CPU, {report.threads} threads (torch {torch.__version__})",
+    }
+
+
+def _read_metrics(folder: Path) -> dict[str, Any]:
+    path = folder / "metrics.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _update_metrics(folder: Path, key: str, value: Any) -> None:
+    from seg_core.evaluate import json_safe
+    from seg_core.model_card import write_model_card
+
+    metrics = _read_metrics(folder)
+    metrics[key] = json_safe(value)
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    write_model_card(folder)
+
+
+def leaderboard_row(model_id: str, weights_dir: str | Path = WEIGHTS_DIR) -> dict[str, Any]:
+    """One leaderboard row from a weights folder's config and metrics (``None`` where not measured)."""
+    folder = Path(weights_dir) / model_id
+    config = read_config(folder)
+    metrics = _read_metrics(folder)
+    dataset = config.get("dataset", "")
+    test = metrics.get(f"test:{dataset}", {})
+    cost = metrics.get("inference_cost", {})
+    training = metrics.get("training", {})
+    per_volume = test.get("per_volume", {})
+    row = {
+        "id": model_id,
+        "architecture": config["architecture"],
+        "dataset": dataset,
+        "spiking": bool(config.get("spiking", False)),
+        "input_size": config.get("input_size"),
+        "test_images": test.get("n"),
+        "test_groups": test.get("groups"),
+        "val_dice": training.get("val_dice_per_image"),
+        "selected_val_dice": metrics.get("selection", {}).get("chosen", {}).get("dice_mean"),
+        "volume_dice_mean": per_volume.get("dice_mean"),
+        "volume_dice_std": per_volume.get("dice_std"),
+        "params": cost.get("params"),
+        "macs": cost.get("macs"),
+        "sops": cost.get("sops"),
+        "energy_mj": cost.get("energy_mj"),
+        "latency_ms": cost.get("latency_ms"),
+        "train_minutes": (training.get("wall_time_s") or config.get("training", {}).get("elapsed_s") or 0) / 60 or None,
+        "train_energy_kwh": training.get("energy", {}).get("energy_kwh"),
+    }
+    for metric in IMAGE_METRICS:
+        row[f"{metric}_mean"] = test.get(f"{metric}_mean")
+        row[f"{metric}_std"] = test.get(f"{metric}_std")
+    row["dice_median"] = test.get("per_image", {}).get("dice_median")
+    return row
+
+
+def build_leaderboard(weights_dir: str | Path = WEIGHTS_DIR) -> dict[str, Any]:
+    """All shipped weights' rows, best test Dice first within each dataset, and the published figures."""
+    rows = [leaderboard_row(model_id, weights_dir) for model_id in list_weights(weights_dir)]
+    rows.sort(key=lambda row: (row["dataset"], -(row["dice_mean"] if row["dice_mean"] is not None else -1.0)))
+    return {
+        "generated_by": "python -m seg_core evaluate --all --data-root ../shared/data",
+        "split": "test",
+        "rows": rows,
+        "published": list(PUBLISHED),
+        "published_note": PUBLISHED_NOTE,
+    }
+
+
+def write_leaderboard(board: dict[str, Any], weights_dir: str | Path = WEIGHTS_DIR) -> Path:
+    from seg_core.evaluate import json_safe
+
+    path = Path(weights_dir) / LEADERBOARD_NAME
+    path.write_text(json.dumps(json_safe(board), indent=2, allow_nan=False) + "\n")
+    return path
+
+
+def read_leaderboard(weights_dir: str | Path = WEIGHTS_DIR) -> dict[str, Any] | None:
+    """The committed leaderboard, or ``None`` when it has not been generated."""
+    path = Path(weights_dir) / LEADERBOARD_NAME
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _figure(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _mean_std(mean: float | None, std: float | None, digits: int = 3) -> str:
+    return "n/a" if mean is None else f"{mean:.{digits}f} ± {_figure(std, digits)}"
+
+
+def render_markdown(board: dict[str, Any]) -> str:
+    """The leaderboard as Markdown tables (one per dataset), then the published figures and why they differ."""
+    lines = []
+    datasets = sorted({row["dataset"] for row in board["rows"]})
+    for dataset in datasets:
+        rows = [row for row in board["rows"] if row["dataset"] == dataset]
+        volumetric = any(row["volume_dice_mean"] is not None for row in rows)
+        lines += [
+            f"**{dataset}** (test split, per-image mean ± std{'; per-volume Dice' if volumetric else ''})",
+            "",
+            "| model | spiking | Dice | IoU | HD95 | sensitivity | precision |"
+            + (" volume Dice |" if volumetric else "")
+            + " params | energy / image | CPU latency |",
+            "|---|---|---|---|---|---|---|" + ("---|" if volumetric else "") + "---|---|---|",
+        ]
+        for row in rows:
+            cells = [
+                f"`{row['id']}`",
+                "yes" if row["spiking"] else "no",
+                *(_mean_std(row[f"{m}_mean"], row[f"{m}_std"], 1 if m == "hd95" else 3) for m in IMAGE_METRICS),
+            ]
+            if volumetric:
+                cells.append(_mean_std(row["volume_dice_mean"], row["volume_dice_std"]))
+            cells += [
+                "n/a" if row["params"] is None else f"{row['params'] / 1e6:.2f} M",
+                "n/a" if row["energy_mj"] is None else f"{row['energy_mj']:.3f} mJ",
+                "n/a" if row["latency_ms"] is None else f"{row['latency_ms']:.0f} ms",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["Published figures of the seed projects:", "", "| dataset | model | Dice (as published) |", "|---|---|---|"]
+    lines += [f"| {item['dataset']} | {item['model']} | {item['dice']:.3f} |" for item in board["published"]]
+    lines += ["", board["published_note"]]
+    return "\n".join(lines)
+
+
+def update_readme(board: dict[str, Any], readme: str | Path) -> bool:
+    """Replace the text between the leaderboard markers of ``readme``; False when it has no markers."""
+    path = Path(readme)
+    text = path.read_text()
+    if README_START not in text or README_END not in text:
+        return False
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    path.write_text(f"{head}{README_START}\n{render_markdown(board)}\n{README_END}{tail}")
+    return True
+
+
+def evaluate_all(
+    data_root: str | Path,
+    weights_dir: str | Path = WEIGHTS_DIR,
+    models: Iterable[str] | None = None,
+    evaluate_test: bool = True,
+    measure_cost: bool = True,
+    readme: str | Path | None = None,
+    report: Callable[[str], None] = log.info,
+) -> dict[str, Any]:
+    """Evaluate every (or the given) shipped weights on its test split, profile it, write the leaderboard.
+
+    Args:
+        data_root: folder holding the dataset folders (``figshare/``, ``lgg/`` ...).
+        models: weights ids to (re)measure; the leaderboard always lists every shipped folder.
+        evaluate_test: run the test-split evaluation (False: keep the recorded figures).
+        measure_cost: profile MACs/SOPs/energy/latency (False: keep the recorded figures).
+        readme: README to update between the leaderboard markers (``None``: leave it).
+    """
+    from seg_core.evaluate import evaluate, write_test_metrics
+
+    weights_dir = Path(weights_dir)
+    for model_id in models if models is not None else list_weights(weights_dir):
+        folder = weights_dir / model_id
+        dataset = read_config(folder)["dataset"]
+        if evaluate_test:
+            result = evaluate(model_id, dataset, data_root, split="test", weights_dir=weights_dir)
+            write_test_metrics(result, weights_dir)
+            report(f"{model_id}: test Dice {result['dice_mean']:.4f} ± {result['dice_std']:.4f} on {result['n']} images")
+        if measure_cost:
+            cost = inference_cost(model_id, weights_dir)
+            _update_metrics(folder, "inference_cost", cost)
+            report(f"{model_id}: {cost['energy_mj']:.3f} mJ per image, {cost['latency_ms']:.1f} ms median CPU latency")
+    board = build_leaderboard(weights_dir)
+    write_leaderboard(board, weights_dir)
+    if readme is not None and not update_readme(board, readme):
+        report(f"{readme} has no leaderboard markers; left unchanged")
+    return board

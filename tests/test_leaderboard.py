@@ -1,0 +1,102 @@
+"""The leaderboard: measured end to end on real test slices, and the committed file kept in sync."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from seg_core.evaluate import json_safe
+from seg_core.leaderboard import (
+    LEADERBOARD_NAME,
+    PUBLISHED,
+    README_END,
+    README_START,
+    build_leaderboard,
+    evaluate_all,
+    read_leaderboard,
+    render_markdown,
+    update_readme,
+)
+from seg_core.models import create_model
+from seg_core.weights import WEIGHTS_DIR, list_weights, save_pretrained
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _tiny_weights(weights_dir: Path, model_id: str, arch: str, model_config: dict, spiking: bool = False) -> None:
+    torch.manual_seed(0)
+    model = create_model(arch, in_channels=1, **model_config)
+    config = {
+        "id": model_id,
+        "architecture": arch,
+        "model_config": {**model_config, "in_channels": 1},
+        "modalities": ["t1c"],
+        "input_size": [32, 32],
+        "normalization": {"kind": "percentile", "lower": 0.5, "upper": 99.5},
+        "threshold": 0.5,
+        "dataset": "figshare",
+        "spiking": spiking,
+    }
+    save_pretrained(model, config, weights_dir / model_id, metrics={"training": {"val_dice_per_image": 0.1}})
+
+
+@pytest.mark.data
+def test_evaluate_all_measures_writes_and_ranks(data_root: Path, tmp_path: Path) -> None:
+    weights_dir = tmp_path / "weights"
+    _tiny_weights(weights_dir, "unet.figshare", "unet", {"width": 4})
+    _tiny_weights(weights_dir, "csa_snn.figshare", "csa_snn", {"width": 4, "time_steps": 1}, spiking=True)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# t\n{README_START}\nold\n{README_END}\nafter\n")
+
+    board = evaluate_all(data_root, weights_dir, readme=readme, report=lambda line: None)
+
+    assert [row["id"] for row in board["rows"]] == sorted(
+        ["unet.figshare", "csa_snn.figshare"], key=lambda i: -next(r["dice_mean"] for r in board["rows"] if r["id"] == i)
+    )
+    for row in board["rows"]:
+        metrics = json.loads((weights_dir / row["id"] / "metrics.json").read_text())
+        test = metrics["test:figshare"]
+        # The rows are the recorded measurements, not re-typed numbers.
+        assert row["dice_mean"] == test["dice_mean"] and row["test_images"] == test["n"] > 300
+        assert 0.0 <= row["dice_mean"] <= 1.0
+        if row["architecture"] == "unet":
+            assert row["params"] == sum(p.numel() for p in create_model("unet", in_channels=1, width=4).parameters())
+        assert row["energy_mj"] > 0 and row["latency_ms"] > 0 and row["macs"] > 0
+        card = (weights_dir / row["id"] / "README.md").read_text()
+        assert "Inference cost" in card and "Test figures" in card
+    spiking = next(row for row in board["rows"] if row["spiking"])
+    # Only the layer that sees the image multiplies; later layers run on spikes (counted as SOPs, possibly
+    # none for an untrained net whose neurons stay silent).
+    cost = json.loads((weights_dir / spiking["id"] / "metrics.json").read_text())["inference_cost"]
+    assert cost["dense_macs"] < cost["macs"] and spiking["sops"] >= 0
+    assert read_leaderboard(weights_dir) == json.loads((weights_dir / LEADERBOARD_NAME).read_text())
+    text = readme.read_text()
+    assert "old" not in text and "`unet.figshare`" in text and text.endswith(f"{README_END}\nafter\n")
+
+
+def test_render_lists_published_figures_with_the_caveat() -> None:
+    board = {"rows": [], "published": list(PUBLISHED), "published_note": "not comparable because ..."}
+    text = render_markdown(board)
+    assert "0.779" in text and "0.905" in text and "not comparable" in text
+
+
+def test_update_readme_without_markers_leaves_it(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers\n")
+    assert not update_readme({"rows": [], "published": [], "published_note": ""}, readme)
+    assert readme.read_text() == "no markers\n"
+
+
+def test_committed_leaderboard_matches_the_shipped_metrics() -> None:
+    """`weights/leaderboard.json` is regenerated from metrics.json, never edited by hand."""
+    committed = read_leaderboard(WEIGHTS_DIR)
+    if committed is None:
+        pytest.fail("weights/leaderboard.json is missing: run python -m seg_core evaluate --all --data-root ../shared/data")
+    fresh = json.loads(json.dumps(json_safe(build_leaderboard(WEIGHTS_DIR))))
+    assert committed["rows"] == fresh["rows"]
+    assert {row["id"] for row in committed["rows"]} == set(list_weights(WEIGHTS_DIR))
+    readme = (REPO / "README.md").read_text()
+    assert render_markdown(committed) in readme

@@ -1,0 +1,88 @@
+"""End-to-end training on real figshare slices: a few tiny epochs, checkpoint, resume, energy record."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from seg_core import train as train_module
+from seg_core.train import TrainConfig, train
+from seg_core.weights import load_model
+
+pytestmark = pytest.mark.data
+
+
+@pytest.fixture
+def small_split(monkeypatch, tmp_path):
+    """Two id blocks to train on and one to validate on, caches and checkpoints in a temporary folder."""
+    real = train_module.load_split("figshare")
+    monkeypatch.setattr(
+        train_module, "load_split", lambda dataset: {"train": real["train"][:2], "val": real["val"][:1], "test": []}
+    )
+    monkeypatch.setattr(train_module, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(train_module, "RUNS_DIR", tmp_path / "runs")
+    return tmp_path
+
+
+def _config(data_root, weights_dir, epochs: int) -> TrainConfig:
+    return TrainConfig(
+        arch="unet",
+        dataset="figshare",
+        data_root=str(data_root),
+        model_config={"width": 4},
+        size=32,
+        epochs=epochs,
+        batch_size=8,
+        lr=3e-3,
+        schedule="cosine",
+        bf16=True,
+        threads=1,
+        weights_dir=str(weights_dir),
+    )
+
+
+def test_train_checkpoint_resume_and_energy_record(data_root, small_split) -> None:
+    weights_dir = small_split / "weights"
+    first = train(_config(data_root, weights_dir, epochs=2), progress=False)
+    assert first["epochs_run"] == 2 and 0.0 <= first["best_val_dice"] <= 1.0
+    assert first["energy_kwh"] > 0 and first["tracked_s"] > 0 and "codecarbon" in first["energy_method"]
+    checkpoint = torch.load(small_split / "runs" / "unet.figshare" / "checkpoint.pt", weights_only=True)
+    assert checkpoint["epoch"] == 1
+
+    resumed = train(_config(data_root, weights_dir, epochs=3), resume=True, progress=False)
+    assert resumed["epochs_run"] == 3
+    # Energy is summed over the resumed runs, never restarted from zero.
+    assert resumed["energy_kwh"] > first["energy_kwh"]
+    metrics = json.loads((weights_dir / "unet.figshare" / "metrics.json").read_text())
+    assert [row["epoch"] for row in metrics["training"]["history"]][0] == 0
+    assert metrics["training"]["epochs_run"] == 3
+    assert metrics["training"]["energy"]["energy_kwh"] == pytest.approx(resumed["energy_kwh"])
+    card = (weights_dir / "unet.figshare" / "README.md").read_text()
+    assert "kWh" in card
+
+    loaded = load_model(weights_dir / "unet.figshare")
+    assert loaded.config["training"]["schedule"] == "cosine" and loaded.config["training"]["bf16"] is True
+    with torch.inference_mode():
+        out = loaded.model(torch.zeros(1, 1, 32, 32))
+    assert out.shape == (1, 1, 32, 32) and torch.isfinite(out).all()
+
+
+def test_fine_tuning_inherits_the_architecture_settings(data_root, small_split) -> None:
+    weights_dir = small_split / "weights"
+    train(_config(data_root, weights_dir, epochs=1), progress=False)
+    config = _config(data_root, weights_dir, epochs=1)
+    config.model_config = {}  # nothing given: the width comes from the initial weights
+    config.init_from = str(weights_dir / "unet.figshare")
+    config.out_id = "unet_tuned.figshare"
+    summary = train(config, progress=False)
+    assert summary["epochs_run"] == 1
+    assert load_model(weights_dir / "unet_tuned.figshare").config["model_config"]["width"] == 4
+
+
+def test_unknown_schedule_is_refused(data_root, small_split) -> None:
+    config = _config(data_root, small_split / "weights", epochs=1)
+    config.schedule = "warmup"
+    with pytest.raises(ValueError, match="plateau"):
+        train(config, progress=False)
