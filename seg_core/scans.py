@@ -787,6 +787,19 @@ def _gunzip_file(f: _File, *, strict: bool) -> tuple[str | None, _File]:
             )
         return None, f
     inner_name = f.name[:-3] if f.name.lower().endswith(".gz") else f.name
+    # Decompress in full only what looks like a scan from its first 4 KiB: a gzip bomb of zeros or
+    # text is refused after 4 KiB instead of after MAX_UNCOMPRESSED bytes of memory.
+    try:
+        head_kind = _detect(_File(inner_name, head))
+        if head_kind == "dicom?" and not _looks_like_raw_dicom(head):
+            raise ScanError(
+                f"'{f.basename}' is gzip-compressed but what it holds is not a DICOM file or any other supported file. "
+                f"Supported: {SUPPORTED_FORMATS}."
+            )
+    except ScanError:
+        if strict:
+            raise
+        return None, _File(inner_name, b"")
     inner = _File(inner_name, _gunzip(f.data, f.basename, MAX_UNCOMPRESSED))
     try:
         kind = _detect(inner)
@@ -799,6 +812,15 @@ def _gunzip_file(f: _File, *, strict: bool) -> tuple[str | None, _File]:
             raise ScanError(f"'{f.basename}' holds another archive inside; please upload a single ZIP.")
         return None, inner
     return kind, inner
+
+
+def _looks_like_raw_dicom(head: bytes) -> bool:
+    """A DICOM data set without the 128-byte preamble starts with a group 0002 or 0008 tag (little endian)."""
+    return len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00")
+
+
+#: Most bytes produced per zlib call: a bomb never gets one huge allocation, only up to the limit.
+_GUNZIP_CHUNK = 16 * 1024 * 1024
 
 
 def _gunzip(data: bytes, name: str, limit: int, *, partial: bool = False) -> bytes:
@@ -817,7 +839,7 @@ def _gunzip(data: bytes, name: str, limit: int, *, partial: bool = False) -> byt
         d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         while not d.eof:
             try:
-                chunk = d.decompress(buf, limit + 1 - len(out))
+                chunk = d.decompress(buf, min(limit + 1 - len(out), _GUNZIP_CHUNK))
             except zlib.error as exc:
                 raise ScanError(f"'{name}' is a damaged gzip file ({exc}); please export or download it again.") from None
             out += chunk
@@ -886,6 +908,17 @@ def _nifti_image_class(header: Any) -> Any:
     return nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image
 
 
+_NIBABEL_REPORTS = logging.getLogger(f"{__name__}.nibabel_header")
+_NIBABEL_REPORTS.propagate = False
+_NIBABEL_REPORTS.addHandler(logging.NullHandler())
+
+
+def _nibabel_error_level() -> int:
+    from nibabel import imageglobals
+
+    return int(imageglobals.error_level)
+
+
 def _nifti_layout(name: str, head: bytes, voxel_budget: int) -> tuple[Any, tuple[int, int, int, int], int, int]:
     """Read and sanity-check a NIfTI header. Returns (header, (X, Y, Z, C), data offset, data bytes)."""
     import nibabel as nib
@@ -904,7 +937,10 @@ def _nifti_layout(name: str, head: bytes, voxel_budget: int) -> tuple[Any, tuple
         raise ScanError(f"'{name}' is truncated inside its header; please upload the complete file.")
     try:
         # Four zero bytes say "no extensions": only the fixed header is needed for the checks.
-        header = header_class.from_fileobj(io.BytesIO(head[:size] + b"\x00" * 4))
+        header = header_class.from_fileobj(io.BytesIO(head[:size] + b"\x00" * 4), check=False)
+        # nibabel's own checks, reported to a quiet logger: its fixes would otherwise reach stderr
+        # next to the one clear error line (or a successful run's output).
+        header.check_fix(logger=_NIBABEL_REPORTS, error_level=_nibabel_error_level())
         raw_shape = tuple(int(s) for s in header.get_data_shape())
         dtype = np.dtype(header.get_data_dtype())
         offset = int(header.get_data_offset())
