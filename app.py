@@ -1,92 +1,107 @@
-"""BrainSeg Studio: upload a brain MRI and see a trained model's tumor mask over it.
+"""BrainSeg Studio, home page: what the tool does, what it is for (and not for), its data, and the pages.
 
-Run with ``streamlit run app.py``. Everything shown comes from ``seg_core``; this page only lays it
-out. Uploads stay in memory and are gone when the session ends.
+Run with ``streamlit run app.py``. The pages in ``pages/`` do the work; everything they show comes
+from ``seg_core``. Uploads stay in memory and are gone when the session ends.
 """
 
 from __future__ import annotations
 
-import json
-
-import numpy as np
 import streamlit as st
 
-from seg_core.scans import ScanError, save_mask
-from seg_core.visualize import overlay
-from seg_core.weights import list_weights
-from ui.cache import file_key, predict, scan_from_upload
+from ui.frame import frame
 
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "tif", "tiff", "nii", "gz", "dcm", "zip"]
-
-st.set_page_config(page_title="BrainSeg Studio", page_icon=":brain:", layout="wide")
-st.title("BrainSeg Studio")
-st.caption(
-    "Brain tumor segmentation on MRI with conventional and spiking neural networks. "
-    "For research and teaching only: not a medical device, not for diagnosis."
+frame(
+    "BrainSeg Studio",
+    "Look inside brain MRI with tumor-segmentation models, **conventional and spiking**, side by side: upload a scan, "
+    "see the tumor a model finds, compare models, and ask them why.",
 )
 
-models = list_weights()
-if not models:
-    st.error("No trained weights were found in weights/. Train one with `python -m seg_core train` (see the README).")
-    st.stop()
+from seg_core.models import get_spec  # noqa: E402
+from ui.cache import available_weights, weights_config  # noqa: E402
 
-with st.sidebar:
-    model_id = st.selectbox("Model", models, index=models.index("unet.figshare") if "unet.figshare" in models else 0, key="model")
-    threshold = st.slider("Threshold", 0.05, 0.95, 0.5, 0.05, key="threshold")
-    opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key="opacity")
-    style = st.radio("Overlay", ["fill", "contour"], horizontal=True, key="style")
+st.subheader("Pages")
+first, second = st.columns(2)
+with first:
+    st.page_link("pages/1_Segment.py", label="Segment", icon="🩻")
+    st.caption(
+        "Upload a PNG/JPEG/TIFF slice, a NIfTI volume, a DICOM series or ZIP, a ZIP of slices or a BraTS case, or pick a "
+        "sample. See the mask in three planes, its area or volume, and download it with a report."
+    )
+    st.page_link("pages/2_Compare.py", label="Compare", icon="⚖️")
+    st.caption(
+        "Two to four models on the same scan: where they agree, Dice / IoU / HD95 against a ground-truth mask, and their "
+        "latency and estimated energy."
+    )
+with second:
+    st.page_link("pages/3_Explain.py", label="Explain", icon="🔍")
+    st.caption(
+        "Saliency, Integrated Gradients, Grad-CAM and Occlusion maps with a faithfulness check; for spiking models, the "
+        "attention maps, spike rates and spikes of every block at every time step."
+    )
+    st.page_link("pages/4_Model_zoo.py", label="Model zoo", icon="📚")
+    st.caption("The leaderboard of the trained models, Dice against energy, and each model's card.")
 
-uploads = st.file_uploader(
-    "Upload a scan: a PNG/JPEG/TIFF slice, a NIfTI volume, DICOM files or a ZIP (several files for one case)",
-    type=UPLOAD_TYPES,
-    accept_multiple_files=True,
-    key="upload",
+st.subheader("Intended use and limits")
+st.markdown(
+    """
+- **Research and teaching only.** BrainSeg Studio is not a medical device. Its masks have not been validated for clinical
+  use and must not be used for diagnosis, treatment or any decision about a patient.
+- The models are small networks trained on public research data sets (below), mostly on 2D slices of one sequence. They
+  miss tumors and mark healthy tissue, especially on scans unlike their training data (other scanners, sequences,
+  orientations, children, post-operative brains). The figures on the Model zoo page are measured on held-out test
+  patients of the same data sets and say nothing about other scans.
+- Explanations show what a model's output depends on, not whether it is right; the faithfulness curves on the Explain
+  page say how far each map can be trusted for that scan.
+- Energy figures are estimates from operation counts (45 nm CMOS constants), not measurements of any chip.
+- Uploads are processed in memory, never written to disk, and dropped when the session ends or after an hour.
+"""
 )
-if not uploads:
-    st.info("Upload a brain MRI slice or volume to begin. Nothing you upload is stored.")
-    st.stop()
 
-files = [(upload.name, upload.getvalue()) for upload in uploads]
-key = file_key(files)
-try:
-    scan = scan_from_upload(key, files)
-    with st.spinner(f"Segmenting with {model_id}..."):
-        prediction = predict(key, scan, model_id, {"threshold": threshold})
-except ScanError as error:
-    st.error(f"Could not use this upload: {error}")
-    st.stop()
-
-left, right = st.columns([3, 2])
-with left:
-    index = 0
-    if scan.num_slices > 1:
-        present = prediction.slice_presence
-        default = int(np.argmax([m.sum() for m in prediction.mask])) if any(present) else scan.num_slices // 2
-        index = st.slider("Slice", 0, scan.num_slices - 1, default, key="slice")
-    channel = scan.modalities.index("t1c") if "t1c" in scan.modalities else 0
-    picture = overlay(scan.array[channel, index], prediction.mask[index], opacity=opacity, style=style)
-    st.image(picture, caption=f"{scan.name or files[0][0]}: slice {index} with {model_id}'s mask", width="stretch")
-with right:
-    sizes = prediction.sizes
-    st.metric("Tumor found", "yes" if sizes["tumor_present"] else "no")
-    if scan.is_2d:
-        st.metric(
-            "Tumor area",
-            f"{sizes['largest_slice_area_mm2']:.1f} mm²" if scan.spacing_known else f"{int(prediction.mask.sum())} px",
+st.subheader("Models available here")
+weights = available_weights()
+if not weights:
+    st.warning("No trained weights were found in weights/. Train one with `python -m seg_core train` (see the README).")
+else:
+    rows = []
+    for model_id in weights:
+        try:
+            config = weights_config(model_id)
+            spec = get_spec(config["architecture"])
+        except Exception:  # a folder being written by a training run; list it next time
+            continue
+        rows.append(
+            {
+                "model": model_id,
+                "architecture": spec.title,
+                "spiking": "yes" if spec.spiking else "no",
+                "sequences": ", ".join(config.get("modalities", [])),
+                "trained on": config.get("dataset", ""),
+            }
         )
-    else:
-        st.metric("Tumor volume", f"{sizes['volume_ml']:.2f} mL")
-        st.metric("Slices with tumor", f"{sizes['slices_with_tumor']} of {scan.num_slices}")
-    st.metric("Time", f"{prediction.seconds * 1000:.0f} ms")
-    mask_bytes = save_mask(scan, prediction.mask, None, fmt="png" if scan.is_2d else "nifti")
-    st.download_button(
-        "Download mask",
-        mask_bytes,
-        file_name="mask.png" if scan.is_2d else "mask.nii.gz",
-        mime="image/png" if scan.is_2d else "application/gzip",
-        key="download_mask",
-    )
-    report = {"model": model_id, "seconds": prediction.seconds, **{k: v for k, v in sizes.items() if not isinstance(v, list)}}
-    st.download_button(
-        "Download report (JSON)", json.dumps(report, indent=2, default=float), file_name="report.json", key="download_report"
-    )
+    st.dataframe(rows, hide_index=True, width="stretch")
+
+st.subheader("Data sets and licenses")
+st.markdown(
+    """
+| data set | what it is | license |
+|---|---|---|
+| Figshare brain tumor dataset (Cheng et al. 2015) | 3,064 T1 contrast-enhanced slices: meningioma, glioma, pituitary tumor | CC BY 4.0 |
+| LGG MRI Segmentation (Buda et al. 2019; TCGA-LGG via TCIA) | FLAIR abnormality masks of lower-grade gliomas | TCIA data use terms |
+| BraTS 2015 (Menze et al. 2015) | multi-sequence glioma volumes with expert tumor labels | CC BY-NC-SA 3.0 |
+| Roboflow "Tumor Segmentation" | COCO-format tumor outlines | CC BY 4.0 |
+| Synthetic phantoms (built in) | a bright blob in an ellipse: not anatomy, for trying the tool | CC0 |
+
+Model weights inherit the terms of the data they were trained on (see each model card). Code: Apache-2.0.
+"""
+)
+
+st.subheader("Quick start")
+st.markdown(
+    """
+1. Open **Segment**, choose *Sample* and the 2D phantom (or upload your own slice).
+2. Move the threshold, switch to contour, change the window: nothing reruns the model.
+3. Open **Compare** or **Explain**: they use the same scan.
+
+Command line and library: see the README (`python -m seg_core --help`).
+"""
+)

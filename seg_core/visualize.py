@@ -12,9 +12,26 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["window", "overlay", "mask_outline"]
+__all__ = [
+    "PLANES",
+    "window",
+    "intensity_limits",
+    "apply_window",
+    "overlay",
+    "draw_mask",
+    "mask_outline",
+    "heatmap_overlay",
+    "colorize",
+    "agreement_map",
+    "plane_count",
+    "plane_slice",
+    "plane_spacing",
+    "square_pixels",
+]
 
 TUMOR_COLOR = (255, 64, 32)
+TRUTH_COLOR = (64, 200, 255)
+PLANES = ("axial", "coronal", "sagittal")
 
 
 def window(image: np.ndarray, lower_percentile: float = 0.5, upper_percentile: float = 99.5) -> np.ndarray:
@@ -61,3 +78,163 @@ def overlay(
         alpha = 1.0 if style == "contour" else float(np.clip(opacity, 0, 1))
         rgb[region] = (1 - alpha) * rgb[region] + alpha * np.asarray(color, dtype=np.float32)
     return rgb.round().astype(np.uint8)
+
+
+def intensity_limits(array: np.ndarray, lower_percentile: float = 0.5, upper_percentile: float = 99.5) -> tuple[float, float]:
+    """Intensity window ``(low, high)`` from percentiles of the nonzero values of ``array`` (any shape).
+
+    Computed once for a whole volume, so every slice and plane is shown with the same window.
+    """
+    values = np.asarray(array, dtype=np.float32)
+    foreground = values[values != 0]
+    if foreground.size == 0:
+        return 0.0, 1.0
+    if foreground.size > 2_000_000:  # a strided subsample is plenty for two percentiles
+        foreground = foreground[:: foreground.size // 1_000_000]
+    low, high = (float(v) for v in np.percentile(foreground, [lower_percentile, upper_percentile]))
+    low = min(low, 0.0) if values.min() >= 0 else low
+    return low, (high if high > low else low + 1.0)
+
+
+def apply_window(image: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Map intensities to 8-bit gray: ``low`` -> 0, ``high`` -> 255, clipped."""
+    scaled = (np.asarray(image, dtype=np.float32) - low) / (high - low if high > low else 1.0)
+    return (np.clip(scaled, 0, 1) * 255).astype(np.uint8)
+
+
+def draw_mask(
+    rgb: np.ndarray,
+    mask: np.ndarray | None,
+    color: tuple[int, int, int] = TUMOR_COLOR,
+    style: str = "fill",
+    opacity: float = 0.45,
+) -> np.ndarray:
+    """Draw a binary mask ``(H, W)`` over an RGB image ``(H, W, 3)`` uint8 (fill or contour); returns a new image."""
+    if style not in ("fill", "contour"):
+        raise ValueError(f"unknown overlay style {style!r}; choose 'fill' or 'contour'")
+    out = np.asarray(rgb, dtype=np.float32).copy()
+    if mask is not None and np.any(mask):
+        region = (
+            mask_outline(mask, thickness=max(1, min(out.shape[:2]) // 200))
+            if style == "contour"
+            else np.asarray(mask, dtype=bool)
+        )
+        alpha = 1.0 if style == "contour" else float(np.clip(opacity, 0, 1))
+        out[region] = (1 - alpha) * out[region] + alpha * np.asarray(color, dtype=np.float32)
+    return out.round().astype(np.uint8)
+
+
+# Perceptually ordered colour maps, sampled at 5 points and interpolated (matplotlib's inferno and
+# viridis at 0, .25, .5, .75, 1), so no plotting library is needed to colour a map.
+_COLORMAPS = {
+    "inferno": [(0, 0, 4), (87, 16, 110), (188, 55, 84), (249, 142, 9), (252, 255, 164)],
+    "viridis": [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)],
+}
+
+
+def colorize(values: np.ndarray, colormap: str = "inferno") -> np.ndarray:
+    """RGB ``(H, W, 3)`` uint8 of a map ``(H, W)`` with values in [0, 1] (clipped)."""
+    if colormap not in _COLORMAPS:
+        raise ValueError(f"unknown colour map {colormap!r}; choose one of: {', '.join(_COLORMAPS)}")
+    stops = np.asarray(_COLORMAPS[colormap], dtype=np.float32)
+    position = np.clip(np.asarray(values, dtype=np.float32), 0, 1) * (len(stops) - 1)
+    lower = np.floor(position).astype(int).clip(0, len(stops) - 2)
+    fraction = (position - lower)[..., None]
+    return ((1 - fraction) * stops[lower] + fraction * stops[lower + 1]).round().astype(np.uint8)
+
+
+def heatmap_overlay(
+    gray: np.ndarray, heat: np.ndarray, opacity: float = 0.6, colormap: str = "inferno", floor: float = 0.05
+) -> np.ndarray:
+    """An explanation map over a slice: RGB ``(H, W, 3)`` uint8.
+
+    Args:
+        gray: 8-bit slice ``(H, W)`` (e.g. from :func:`apply_window`).
+        heat: map ``(H, W)`` in [0, 1], same shape.
+        opacity: opacity of the colour where ``heat`` is 1; it scales with ``heat``, so low values
+            leave the anatomy visible.
+        colormap: ``"inferno"`` or ``"viridis"``.
+        floor: values below it are not drawn at all.
+    """
+    gray = np.asarray(gray, dtype=np.uint8)
+    heat = np.clip(np.asarray(heat, dtype=np.float32), 0, 1)
+    if heat.shape != gray.shape:
+        raise ValueError(f"heat map shape {heat.shape} differs from the image's {gray.shape}")
+    base = np.repeat(gray[..., None], 3, axis=-1).astype(np.float32)
+    alpha = (np.where(heat >= floor, heat, 0.0) * float(np.clip(opacity, 0, 1)))[..., None]
+    return ((1 - alpha) * base + alpha * colorize(heat, colormap)).round().astype(np.uint8)
+
+
+def agreement_map(gray: np.ndarray, masks: list[np.ndarray], opacity: float = 0.6) -> np.ndarray:
+    """Where several models agree: RGB ``(H, W, 3)`` uint8 over an 8-bit slice ``(H, W)``.
+
+    Green where every model marks tumor, orange where only some do (brighter the more of them), the
+    slice itself where none does.
+    """
+    gray = np.asarray(gray, dtype=np.uint8)
+    rgb = np.repeat(gray[..., None], 3, axis=-1).astype(np.float32)
+    if not masks:
+        return rgb.astype(np.uint8)
+    votes = np.sum([np.asarray(m, dtype=bool) for m in masks], axis=0)
+    alpha = float(np.clip(opacity, 0, 1))
+    everyone = votes == len(masks)
+    some = (votes > 0) & ~everyone
+    rgb[everyone] = (1 - alpha) * rgb[everyone] + alpha * np.array([40, 200, 90], dtype=np.float32)
+    if some.any():
+        share = (votes[some] / len(masks))[:, None]
+        color = np.array([255, 170, 0], dtype=np.float32)
+        rgb[some] = (1 - alpha * (0.5 + 0.5 * share)) * rgb[some] + alpha * (0.5 + 0.5 * share) * color
+    return rgb.round().astype(np.uint8)
+
+
+def plane_count(shape: tuple[int, int, int], plane: str) -> int:
+    """Number of slices of a ``(D, H, W)`` volume in ``plane``."""
+    _check_plane(plane)
+    return {"axial": shape[0], "coronal": shape[1], "sagittal": shape[2]}[plane]
+
+
+def plane_slice(volume: np.ndarray, plane: str, index: int) -> np.ndarray:
+    """One 2D view of a display-convention volume ``(D, H, W)`` (see :mod:`seg_core.scans`).
+
+    ``axial``: slice ``index`` as stored (row 0 anterior). ``coronal``: row ``index``, shown with
+    superior at the top. ``sagittal``: column ``index``, superior at the top, anterior on the left.
+    """
+    _check_plane(plane)
+    volume = np.asarray(volume)
+    count = plane_count(volume.shape[-3:], plane)
+    if not 0 <= index < count:
+        raise ValueError(f"{plane} slice {index} is outside 0..{count - 1}")
+    if plane == "axial":
+        return volume[..., index, :, :]
+    if plane == "coronal":
+        return volume[..., ::-1, index, :]
+    return volume[..., ::-1, :, index]
+
+
+def plane_spacing(spacing: tuple[float, float, float], plane: str) -> tuple[float, float]:
+    """``(row, column)`` pixel size in mm of :func:`plane_slice` views of a volume with ``(D, H, W)`` spacing."""
+    _check_plane(plane)
+    depth, height, width = spacing
+    return {"axial": (height, width), "coronal": (depth, width), "sagittal": (depth, height)}[plane]
+
+
+def square_pixels(rgb: np.ndarray, pixel_spacing: tuple[float, float], max_stretch: float = 8.0) -> np.ndarray:
+    """Stretch an image ``(H, W[, 3])`` so its pixels are square in mm (thick slices shown at their true height).
+
+    Only ever enlarges, by nearest-neighbour repetition, at most ``max_stretch`` times along one axis.
+    """
+    rows_mm, cols_mm = (float(v) for v in pixel_spacing)
+    if not (rows_mm > 0 and cols_mm > 0) or abs(rows_mm - cols_mm) < 1e-3 * max(rows_mm, cols_mm):
+        return rgb
+    ratio = min(max(rows_mm, cols_mm) / min(rows_mm, cols_mm), max_stretch)
+    height, width = rgb.shape[:2]
+    if rows_mm > cols_mm:
+        rows = np.minimum((np.arange(int(round(height * ratio))) / ratio).astype(int), height - 1)
+        return rgb[rows]
+    cols = np.minimum((np.arange(int(round(width * ratio))) / ratio).astype(int), width - 1)
+    return rgb[:, cols]
+
+
+def _check_plane(plane: str) -> None:
+    if plane not in PLANES:
+        raise ValueError(f"unknown plane {plane!r}; choose one of: {', '.join(PLANES)}")

@@ -1,24 +1,77 @@
-"""Cached access to the library, so moving a slider never reloads a model or re-reads a file."""
+"""Cached access to the library, so moving a slider never reloads a model, re-reads a file or reruns a model.
+
+* Models: one :class:`~seg_core.inference.Segmenter` per weights id for the whole server
+  (``st.cache_resource``), keyed also by the weights file's modification time so retrained weights
+  are picked up.
+* Scans: decoded once per upload, keyed by the SHA-256 of the files' names and bytes.
+* Results: a small server-side store (:class:`ResultStore`, least recently used, one hour): the
+  model's probabilities per (scan hash, model), and post-processed predictions per (scan hash,
+  model, post-processing settings). Changing the threshold re-runs only the post-processing.
+
+``st.cache_resource`` rather than ``st.cache_data`` throughout: ``cache_data`` pickles its values,
+and nothing in this project unpickles. Entries expire after an hour so uploads are not kept beyond a
+working session; nothing is written to disk.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import streamlit as st
 
 from seg_core.inference import Prediction, Segmenter
-from seg_core.postprocess import PostProcessing
+from seg_core.postprocess import PostProcessing, tumor_size
 from seg_core.scans import Scan, load_scan
-from seg_core.weights import load_model
+from seg_core.weights import WEIGHTS_DIR, list_weights, load_model, read_config
+
+#: Environment variable naming another weights folder (tests point it at a temporary one).
+WEIGHTS_DIR_ENV = "BRAINSEG_WEIGHTS_DIR"
+TTL_SECONDS = 3600
 
 
-@st.cache_resource(show_spinner="Loading model...")
+def weights_dir() -> Path:
+    """Where the app looks for weights: ``$BRAINSEG_WEIGHTS_DIR`` or the repository's ``weights/``."""
+    configured = os.environ.get(WEIGHTS_DIR_ENV)
+    return Path(configured) if configured else WEIGHTS_DIR
+
+
+def available_weights() -> list[str]:
+    """Weights ids in :func:`weights_dir`, read on every call so weights added while the app runs appear."""
+    return list_weights(weights_dir())
+
+
+def weights_config(model_id: str) -> dict[str, Any]:
+    """The ``config.json`` of ``model_id`` (small; read each time, so it is always current)."""
+    return read_config(weights_dir() / model_id)
+
+
+def _stamp(model_id: str) -> float:
+    path = weights_dir() / model_id / "model.safetensors"
+    return path.stat().st_mtime if path.exists() else 0.0
+
+
+@st.cache_resource(max_entries=12, show_spinner="Loading model...")
+def _segmenter(model_id: str, folder: str, stamp: float) -> Segmenter:
+    del stamp  # part of the cache key only: retrained weights get a fresh entry
+    return Segmenter(load_model(model_id, folder))
+
+
 def segmenter(model_id: str) -> Segmenter:
-    """One shared model per id for the whole server (Segmenter serialises its forward passes)."""
-    return Segmenter(load_model(model_id))
+    """One shared model per weights id for the whole server (a Segmenter serialises its forward passes)."""
+    return _segmenter(model_id, str(weights_dir()), _stamp(model_id))
 
 
 def file_key(files: list[tuple[str, bytes]]) -> str:
+    """SHA-256 of the files' names and contents: the key of everything computed from an upload."""
     digest = hashlib.sha256()
     for name, data in files:
         digest.update(name.encode())
@@ -26,11 +79,9 @@ def file_key(files: list[tuple[str, bytes]]) -> str:
     return digest.hexdigest()
 
 
-# cache_resource, not cache_data: cache_data would pickle every scan, and nothing here unpickles.
-# Entries expire after an hour so uploads are not kept beyond a working session.
-@st.cache_resource(max_entries=8, ttl=3600, show_spinner="Reading scan...")
+@st.cache_resource(max_entries=8, ttl=TTL_SECONDS, show_spinner="Reading scan...")
 def scan_from_upload(key: str, files: list[tuple[str, bytes]]) -> Scan:
-    """Decode an upload (kept in memory only); ``key`` is the hash of the files' names and bytes."""
+    """Decode an upload (kept in memory only); ``key`` is :func:`file_key` of the files."""
     del key  # part of the cache key only
     if len(files) == 1:
         name, data = files[0]
@@ -38,7 +89,192 @@ def scan_from_upload(key: str, files: list[tuple[str, bytes]]) -> Scan:
     return load_scan(files)
 
 
-@st.cache_resource(max_entries=16, ttl=3600, show_spinner=False)
-def predict(key: str, _scan: Scan, model_id: str, postprocessing: dict) -> Prediction:
-    """Segment the scan identified by ``key``; cached per model and post-processing settings."""
-    return segmenter(model_id)(_scan, PostProcessing.from_dict(postprocessing))
+@st.cache_resource(max_entries=8, ttl=TTL_SECONDS, show_spinner="Loading sample...")
+def sample(name: str, data_root: str | None) -> tuple[Scan, np.ndarray | None]:
+    """A sample scan and its ground truth (:func:`seg_core.samples.load_sample`)."""
+    from seg_core.samples import load_sample
+
+    return load_sample(name, data_root)
+
+
+@st.cache_resource(show_spinner=False)
+def sample_list(data_root: str | None) -> list[Any]:
+    from seg_core.samples import list_samples
+
+    return list_samples(data_root)
+
+
+class ResultStore:
+    """A thread-safe least-recently-used store with a time limit, shared by all sessions.
+
+    Keys start with the scan's hash, so one user's results are only reachable with the same bytes.
+    """
+
+    def __init__(self, max_entries: int = 24, ttl: float = TTL_SECONDS) -> None:
+        self.max_entries = max_entries
+        self.ttl = ttl
+        self._items: OrderedDict[tuple, tuple[float, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> Any | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            stored, value = item
+            if time.monotonic() - stored > self.ttl:
+                del self._items[key]
+                return None
+            self._items.move_to_end(key)
+            return value
+
+    def put(self, key: tuple, value: Any) -> Any:
+        with self._lock:
+            self._items[key] = (time.monotonic(), value)
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@st.cache_resource
+def result_store() -> ResultStore:
+    return ResultStore()
+
+
+Progress = Callable[[int, int], None]
+
+
+def probabilities(key: str, scan: Scan, model_id: str, progress: Progress | None = None) -> tuple[np.ndarray, float]:
+    """Tumor probabilities ``(D, H, W)`` of ``model_id`` on the scan with hash ``key``, and the seconds taken.
+
+    Runs the model only the first time for a (scan, model); ``progress(done, total)`` is called per batch then.
+    """
+    store = result_store()
+    entry = ("probabilities", key, model_id, _stamp(model_id))
+    cached = store.get(entry)
+    if cached is not None:
+        return cached
+    start = time.perf_counter()
+    values = segmenter(model_id).predict_probabilities(scan, progress)
+    return store.put(entry, (values, time.perf_counter() - start))
+
+
+def predict(
+    key: str, scan: Scan, model_id: str, postprocessing: dict[str, Any] | None = None, progress: Progress | None = None
+) -> Prediction:
+    """The post-processed prediction; the model runs once per (scan, model), post-processing once per setting.
+
+    ``postprocessing`` defaults to the settings the weights chose on validation.
+    """
+    post = PostProcessing.from_dict(postprocessing) if postprocessing is not None else segmenter(model_id).postprocessing
+    store = result_store()
+    entry = ("prediction", key, model_id, _stamp(model_id), json.dumps(post.to_dict(), sort_keys=True))
+    cached = store.get(entry)
+    if cached is not None:
+        return cached
+    values, seconds = probabilities(key, scan, model_id, progress)
+    start = time.perf_counter()
+    mask = post(values, spacing=scan.spacing)
+    sizes = tumor_size(mask, scan.spacing)
+    prediction = Prediction(values, mask, sizes, model_id, seconds + time.perf_counter() - start, post.to_dict())
+    return store.put(entry, prediction)
+
+
+def explanation(
+    key: str, scan: Scan, model_id: str, index: int, methods: tuple[str, ...], layer: str | None, progress: Any = None
+) -> Any:
+    """:func:`seg_core.explain.explain_slice` for one slice, computed once per settings."""
+    from seg_core.explain import explain_slice
+
+    store = result_store()
+    entry = ("explanation", key, model_id, _stamp(model_id), index, tuple(methods), layer)
+    cached = store.get(entry)
+    if cached is not None:
+        return cached
+    return store.put(entry, explain_slice(segmenter(model_id), scan, index, methods, layer=layer, progress=progress))
+
+
+def gradcam_layers(key: str, scan: Scan, model_id: str, index: int) -> list[Any]:
+    """The Grad-CAM layers of ``model_id`` (they depend on the input size only, so slice 0 is as good as any)."""
+    from seg_core.explain import gradcam_layers as find_layers
+    from seg_core.explain import slice_input
+
+    store = result_store()
+    entry = ("layers", model_id, _stamp(model_id))
+    cached = store.get(entry)
+    if cached is not None:
+        return cached
+    runner = segmenter(model_id)
+    return store.put(entry, find_layers(runner.model, slice_input(runner, scan, index)))
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _cost(model_id: str, folder: str, stamp: float, height: int, width: int) -> dict[str, Any]:
+    from seg_core.energy import profile
+
+    del stamp
+    report = profile(model_id, (height, width), repeats=3, weights_dir=folder)
+    return {
+        "params": report.params,
+        "macs": report.macs,
+        "sops": report.sops,
+        "energy_mj": report.energy_uj / 1000,
+        "ann_energy_mj": report.ann_energy_uj / 1000,
+        "latency_ms": report.latency_ms,
+        "time_steps": report.time_steps,
+        "source": "measured now",
+    }
+
+
+def inference_cost(model_id: str) -> dict[str, Any]:
+    """Parameters, MACs, SOPs, estimated energy (mJ) and CPU latency (ms) of one inference at the model's input size.
+
+    Read from the weights' ``metrics.json`` (``inference_cost``, written by ``evaluate --all``) when
+    there; otherwise measured once with :func:`seg_core.energy.profile` on its head phantom and cached.
+    """
+    metrics_path = weights_dir() / model_id / "metrics.json"
+    if metrics_path.exists():
+        try:
+            recorded = json.loads(metrics_path.read_text()).get("inference_cost")
+        except (OSError, json.JSONDecodeError):
+            recorded = None
+        if recorded and recorded.get("energy_mj") is not None:
+            return {**recorded, "source": "metrics.json"}
+    height, width = weights_config(model_id)["input_size"]
+    return _cost(model_id, str(weights_dir()), _stamp(model_id), int(height), int(width))
+
+
+def memo(entry: tuple, compute: Callable[[], Any]) -> Any:
+    """``compute()`` once per ``entry`` (a tuple starting with a kind and the scan's hash) in the shared store."""
+    store = result_store()
+    cached = store.get(entry)
+    if cached is not None:
+        return cached
+    return store.put(entry, compute())
+
+
+def window_limits(key: str, scan: Scan, channel: int, lower: float, upper: float) -> tuple[float, float]:
+    """Intensity window of one channel of the whole scan, so every slice and plane shares it."""
+    from seg_core.visualize import intensity_limits
+
+    return memo(("limits", key, channel, lower, upper), lambda: intensity_limits(scan.array[channel], lower, upper))
+
+
+def mask_file(key: str, scan: Scan, prediction: Prediction) -> tuple[str, bytes, str]:
+    """The mask as a file to download: PNG for a 2D input, NIfTI with the input's affine for a volume."""
+    from seg_core.scans import save_mask
+
+    stem = (scan.name or "scan").rsplit("/", 1)[-1]
+    for suffix in (".nii.gz", ".nii", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".zip", ".dcm"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+    settings = json.dumps(prediction.postprocessing, sort_keys=True)
+    if scan.is_2d:
+        data = memo(("mask_png", key, prediction.model_id, settings), lambda: save_mask(scan, prediction.mask, None, fmt="png"))
+        return f"{stem}_{prediction.model_id}_mask.png", data, "image/png"
+    data = memo(("mask_nifti", key, prediction.model_id, settings), lambda: save_mask(scan, prediction.mask, None, fmt="nifti"))
+    return f"{stem}_{prediction.model_id}_mask.nii.gz", data, "application/gzip"

@@ -1,0 +1,53 @@
+"""Session-state keys shared by the pages, in one place so the pages never disagree on a name.
+
+Everything here lives in ``st.session_state``: in memory, per browser session, gone when the session
+ends. Nothing uploaded is ever written to disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+
+from seg_core.scans import Scan
+
+#: The scan the user is working on (an :class:`ActiveScan`), shared by Segment, Compare and Explain.
+ACTIVE_SCAN = "active_scan"
+#: The last explanation computed on the Explain page: ``(settings key, SliceExplanation)``.
+EXPLANATION = "explain_result"
+#: The model chosen last on any page, offered first on the others.
+LAST_MODEL = "last_model"
+
+
+@dataclass
+class ActiveScan:
+    """A decoded scan and where it came from.
+
+    Attributes:
+        key: hash of the uploaded files' names and bytes (or ``sample:<name>``); keys every cache.
+        scan: the decoded scan.
+        truth: a ground-truth mask ``(D, H, W)`` uint8 when one came with it (a sample, a BraTS
+            ``_seg``, an LGG ``_mask``) or was uploaded, else None.
+        label: a short name to show.
+        origin: ``"upload"`` or ``"sample"``.
+    """
+
+    key: str
+    scan: Scan
+    truth: np.ndarray | None
+    label: str
+    origin: str
+
+
+def get_active_scan() -> ActiveScan | None:
+    return st.session_state.get(ACTIVE_SCAN)
+
+
+def set_active_scan(active: ActiveScan) -> None:
+    previous = st.session_state.get(ACTIVE_SCAN)
+    if previous is None or previous.key != active.key or previous.truth is not active.truth:
+        st.session_state[ACTIVE_SCAN] = active
+        # An explanation belongs to one scan.
+        st.session_state.pop(EXPLANATION, None)

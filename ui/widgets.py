@@ -1,0 +1,253 @@
+"""Widgets shared by the pages: choosing a scan, a ground-truth mask, models and post-processing.
+
+Each widget key starts with the page's name (``segment_upload``, ``compare_models`` ...), so the
+pages never share a widget by accident and tests can address every widget by its key.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from seg_core.inference import MODALITY_TITLES, Segmenter
+from seg_core.scans import UNSPECIFIED, Scan, ScanError, load_scan
+from ui.cache import available_weights, file_key, sample, sample_list, scan_from_upload, weights_config
+from ui.state import LAST_MODEL, ActiveScan, get_active_scan, set_active_scan
+
+logger = logging.getLogger(__name__)
+
+UPLOAD_HELP = (
+    "A PNG/JPEG/TIFF slice, a NIfTI volume (.nii/.nii.gz), DICOM files or a ZIP of a series, a ZIP of slices, "
+    "or the files of one BraTS case (select them together). Nothing you upload is stored."
+)
+SOURCES = ("Upload", "Sample")
+
+
+def _describe(scan: Scan) -> str:
+    depth, height, width = scan.shape
+    size = f"{width}x{height} px" if scan.is_2d else f"{depth} slices of {width}x{height} px"
+    modalities = ", ".join(MODALITY_TITLES.get(m, m) for m in scan.modalities)
+    spacing = f", {scan.spacing[1]:.2g} x {scan.spacing[2]:.2g} mm pixels" if scan.spacing_known else ", no pixel size recorded"
+    return f"{scan.source_format or 'scan'}: {size}; {modalities}{spacing}"
+
+
+def _truth_of(scan: Scan) -> np.ndarray | None:
+    return None if scan.label is None else (np.asarray(scan.label) > 0).astype(np.uint8)
+
+
+def scan_picker(page: str) -> ActiveScan | None:
+    """Upload a scan or pick a sample; the choice becomes the session's current scan.
+
+    Returns the current scan (possibly chosen on another page), or None. A file that cannot be read
+    gives an ``st.error`` with the reader's message and None; the app keeps running.
+    """
+    active = get_active_scan()
+    source = st.radio("Scan source", SOURCES, key=f"{page}_source", horizontal=True, label_visibility="collapsed")
+    if source == "Upload":
+        uploads = st.file_uploader(
+            "Upload a brain MRI scan", type=None, accept_multiple_files=True, key=f"{page}_upload", help=UPLOAD_HELP
+        )
+        if uploads:
+            files = [(upload.name, upload.getvalue()) for upload in uploads]
+            key = file_key(files)
+            if active is None or active.key != key:
+                try:
+                    scan = scan_from_upload(key, files)
+                except ScanError as error:
+                    st.error(f"Could not use this upload: {error}")
+                    return None
+                except Exception as error:  # the reader is hardened; anything else is still the file's fault
+                    logger.exception("unexpected error reading an upload")
+                    st.error(f"Could not use this upload: unexpected {type(error).__name__}: {error}")
+                    return None
+                active = ActiveScan(key, scan, _truth_of(scan), scan.name or files[0][0], "upload")
+                set_active_scan(active)
+    else:
+        samples = {info.name: info for info in sample_list(None)}
+        choice = st.selectbox(
+            "Sample",
+            list(samples),
+            index=None,
+            format_func=lambda name: samples[name].title,
+            key=f"{page}_sample",
+            placeholder="Choose a sample scan",
+            help="Built-in synthetic phantoms always; cases from the test splits when BRAINSEG_DATA_ROOT points at the data.",
+        )
+        if choice is not None:
+            key = f"sample:{choice}"
+            if active is None or active.key != key:
+                try:
+                    scan, truth = sample(choice, None)
+                except (KeyError, ScanError, OSError) as error:
+                    st.error(f"Could not load sample {choice}: {error}")
+                    return None
+                active = ActiveScan(key, scan, truth, choice, "sample")
+                set_active_scan(active)
+    if active is None:
+        st.info("Upload a brain MRI slice or volume, or choose a sample, to begin. Nothing you upload is stored.")
+        return None
+    truth_note = " · ground truth available" if active.truth is not None else ""
+    st.caption(f"**{active.label}**: {_describe(active.scan)}{truth_note}")
+    return active
+
+
+def truth_picker(page: str, active: ActiveScan) -> np.ndarray | None:
+    """Optional ground-truth mask upload (same size as the scan); returns the mask ``(D, H, W)`` or the scan's own."""
+    upload = st.file_uploader(
+        "Ground-truth mask (optional): PNG for a slice, NIfTI for a volume",
+        type=None,
+        key=f"{page}_truth",
+        help="Any nonzero pixel counts as tumor. It must have the scan's size.",
+    )
+    if upload is None:
+        return active.truth
+    try:
+        mask_scan = load_scan(upload.getvalue(), name=upload.name)
+    except ScanError as error:
+        st.error(f"Could not use this mask: {error}")
+        return active.truth
+    mask = (mask_scan.array[0] > 0).astype(np.uint8)
+    if mask.shape != active.scan.shape:
+        st.error(
+            f"The mask is {mask.shape[2]}x{mask.shape[1]} px with {mask.shape[0]} slice(s); "
+            f"the scan is {active.scan.shape[2]}x{active.scan.shape[1]} px with {active.scan.shape[0]}."
+        )
+        return active.truth
+    return mask
+
+
+def _fits(scan: Scan, required: list[str]) -> bool:
+    # The rule of seg_core.inference.select_channels, without copying the scan's channels.
+    available = list(scan.modalities)
+    if len(required) == 1 and available == [UNSPECIFIED]:
+        return True
+    return all(m in available for m in required)
+
+
+def model_label(model_id: str) -> str:
+    try:
+        config = weights_config(model_id)
+    except Exception:  # a half-written folder while training exports; show the bare id
+        return model_id
+    modalities = ", ".join(config.get("modalities", []))
+    spiking = ", spiking" if config.get("spiking") else ""
+    return f"{model_id} ({modalities}{spiking})"
+
+
+def compatible_models(scan: Scan) -> tuple[list[str], list[str]]:
+    """Weights whose input modalities the scan has, and a line for each of the others."""
+    usable, skipped = [], []
+    for model_id in available_weights():
+        try:
+            required = list(weights_config(model_id)["modalities"])
+        except Exception as error:
+            skipped.append(f"{model_id}: unreadable config ({error})")
+            continue
+        if _fits(scan, required):
+            usable.append(model_id)
+        else:
+            need = ", ".join(MODALITY_TITLES.get(m, m) for m in required)
+            skipped.append(f"{model_id} needs {need}")
+    return usable, skipped
+
+
+def _default_model(usable: list[str]) -> str:
+    last = st.session_state.get(LAST_MODEL)
+    if last in usable:
+        return last
+    return "unet.figshare" if "unet.figshare" in usable else usable[0]
+
+
+def model_picker(page: str, scan: Scan) -> str | None:
+    """One model among the weights that fit the scan's modalities; None (with an error) when none does."""
+    usable, skipped = compatible_models(scan)
+    if not usable:
+        st.error(
+            "No trained model fits this scan's sequences ("
+            + ", ".join(MODALITY_TITLES.get(m, m) for m in scan.modalities)
+            + "). "
+            + ("; ".join(skipped) if skipped else "No weights were found in weights/.")
+        )
+        return None
+    key = f"{page}_model"
+    if st.session_state.get(key) not in usable:
+        st.session_state.pop(key, None)
+    model_id = st.selectbox(
+        "Model", usable, index=usable.index(_default_model(usable)), format_func=model_label, key=key, help=_skipped_help(skipped)
+    )
+    st.session_state[LAST_MODEL] = model_id
+    return model_id
+
+
+def models_picker(page: str, scan: Scan, most: int = 4) -> list[str]:
+    """Two to ``most`` models among those that fit the scan."""
+    usable, skipped = compatible_models(scan)
+    if not usable:
+        st.error("No trained model fits this scan's sequences. " + "; ".join(skipped))
+        return []
+    key = f"{page}_models"
+    if key in st.session_state:
+        st.session_state[key] = [m for m in st.session_state[key] if m in usable][:most]
+    default = [_default_model(usable)] + [m for m in usable if m != _default_model(usable)]
+    chosen = st.multiselect(
+        f"Models (2 to {most})",
+        usable,
+        default=default[: min(most, len(usable))] if key not in st.session_state else None,
+        max_selections=most,
+        format_func=model_label,
+        key=key,
+        help=_skipped_help(skipped),
+    )
+    return list(chosen)
+
+
+def _skipped_help(skipped: list[str]) -> str | None:
+    return ("Not offered for this scan: " + "; ".join(skipped)) if skipped else None
+
+
+def postprocessing_controls(page: str, runner: Segmenter) -> dict[str, Any]:
+    """Threshold and clean-up settings, starting from what the weights chose on validation."""
+    default = runner.postprocessing.to_dict()
+    model = runner.model_id.replace(".", "_")
+    with st.expander("Threshold and post-processing", expanded=False):
+        st.caption(
+            "Defaults are the settings chosen for this model on its validation split. Changing them never reruns the model."
+        )
+        threshold = st.slider(
+            "Threshold (tumor probability)", 0.05, 0.95, float(default["threshold"]), 0.05, key=f"{page}_threshold_{model}"
+        )
+        fill_holes = st.checkbox("Fill holes inside the tumor", bool(default["fill_holes"]), key=f"{page}_fill_{model}")
+        largest = st.checkbox(
+            "Keep only the largest connected region", bool(default["largest_component_only"]), key=f"{page}_largest_{model}"
+        )
+        opening = st.slider(
+            "Remove specks thinner than (opening radius, px)", 0, 5, int(default["opening_radius"]), key=f"{page}_opening_{model}"
+        )
+        min_size = st.number_input(
+            "Remove regions smaller than (mm² per slice; pixels when the file has no pixel size)",
+            min_value=0.0,
+            value=float(default["min_size_mm2"]),
+            step=5.0,
+            key=f"{page}_minsize_{model}",
+        )
+    return {
+        **default,
+        "threshold": float(threshold),
+        "fill_holes": bool(fill_holes),
+        "largest_component_only": bool(largest),
+        "opening_radius": int(opening),
+        "min_size_mm2": float(min_size),
+    }
+
+
+def progress_callback(label: str):
+    """A ``(done, total)`` callback drawing a Streamlit progress bar; returns ``(callback, bar)``."""
+    bar = st.progress(0.0, text=label)
+
+    def update(done: int, total: int) -> None:
+        bar.progress(1.0 if not total else min(done / total, 1.0), text=f"{label} {done}/{total} slices")
+
+    return update, bar
