@@ -20,6 +20,7 @@ def _train(args: argparse.Namespace) -> int:
         dataset=args.dataset,
         data_root=args.data_root,
         model_config=model_config,
+        preset="" if args.preset == "defaults" else args.preset,
         size=args.size,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -229,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data-root", required=True, help="folder holding the dataset folders (e.g. ../shared/data)")
     train.add_argument("--width", type=int, default=0, help="first-stage channels (unet: 64 paper, 16 lite)")
     train.add_argument("--model-config", default="", help="extra architecture settings as JSON")
+    train.add_argument(
+        "--preset",
+        choices=("lite", "paper", "defaults"),
+        default="lite",
+        help="architecture settings to start from (lite: CPU-sized; paper: the published sizes); --width/--model-config override",
+    )
     train.add_argument("--size", type=int, default=128, help="training resolution in pixels (square)")
     train.add_argument("--epochs", type=int, default=60)
     train.add_argument("--batch-size", type=int, default=16)

@@ -37,6 +37,8 @@ def _training_command(training: dict[str, Any]) -> str:
         f"--dataset {training['dataset']}",
         "--data-root ../shared/data",
     ]
+    if training.get("preset", "lite") != "lite":
+        parts.append(f"--preset {training['preset'] or 'defaults'}")
     if training.get("model_config"):
         parts.append(f"--model-config '{json.dumps(training['model_config'])}'")
     parts += [

@@ -51,6 +51,9 @@ class TrainConfig:
     dataset: str = "figshare"
     data_root: str = "../shared/data"
     model_config: dict[str, Any] = field(default_factory=dict)
+    # Starting point of the architecture settings, overridden by ``model_config``: the registry's
+    # "lite" (CPU-sized) or "paper" configuration, or "" for the constructor's defaults.
+    preset: str = "lite"
     size: int = 128
     epochs: int = 60
     batch_size: int = 16
@@ -185,7 +188,12 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     val_arrays = load_arrays(config, "val", split["val"])
     dataset = open_dataset(config.dataset, config.data_root)
     modalities = list(config.model_config.get("modalities", dataset.modalities))
-    model_config = {**config.model_config, "in_channels": len(modalities)}
+    if config.preset not in ("lite", "paper", ""):
+        raise ValueError(f"unknown preset {config.preset!r}: use 'lite', 'paper' or ''")
+    preset = {"lite": spec.lite_config, "paper": spec.paper_config, "": {}}[config.preset]
+    # A fine-tune keeps the initial weights' settings; the preset only seeds fresh models.
+    base = {} if config.init_from else dict(preset)
+    model_config = {**base, **config.model_config, "in_channels": len(modalities)}
     model_config.pop("modalities", None)
     if config.init_from:
         # Fine-tuning (e.g. the same network at a higher resolution): start from trained weights, with

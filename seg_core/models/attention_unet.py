@@ -23,10 +23,10 @@ import torch.nn as nn
 
 from seg_core.models._registry import ModelSpec, register_model
 from seg_core.models.blocks.attention import AttentionGate
-from seg_core.models.blocks.conv import DoubleConv, SegmentationNet
+from seg_core.models.unet import UNet
 
 
-class AttentionUNet(SegmentationNet):
+class AttentionUNet(UNet):
     """U-Net with additive attention gates on its skips.
 
     The gating signal of the skip at level ``l`` is the decoder state one level deeper (before its
@@ -41,34 +41,15 @@ class AttentionUNet(SegmentationNet):
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, width: int = 64, depth: int = 4) -> None:
-        super().__init__(input_multiple=2**depth)
+        super().__init__(in_channels, out_channels, width=width, depth=depth)
         channels = [width * 2**level for level in range(depth + 1)]
-        self.encoders = nn.ModuleList()
-        previous = in_channels
-        for level in range(depth):
-            self.encoders.append(DoubleConv(previous, channels[level]))
-            previous = channels[level]
-        self.pool = nn.MaxPool2d(2)
-        self.bottleneck = DoubleConv(channels[depth - 1], channels[depth])
-        self.gates = nn.ModuleList()
-        self.upsamplers = nn.ModuleList()
-        self.decoders = nn.ModuleList()
-        for level in reversed(range(depth)):
-            self.gates.append(AttentionGate(skip_channels=channels[level], gating_channels=channels[level + 1]))
-            self.upsamplers.append(nn.ConvTranspose2d(channels[level + 1], channels[level], kernel_size=2, stride=2))
-            self.decoders.append(DoubleConv(2 * channels[level], channels[level]))
-        self.head = nn.Conv2d(channels[0], out_channels, kernel_size=1)
+        # One gate per decoder step, deepest first, as the decoders.
+        self.gates = nn.ModuleList(
+            AttentionGate(skip_channels=channels[level], gating_channels=channels[level + 1]) for level in reversed(range(depth))
+        )
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for encoder in self.encoders:
-            x = encoder(x)
-            skips.append(x)
-            x = self.pool(x)
-        x = self.bottleneck(x)
-        for gate, upsample, decoder, skip in zip(self.gates, self.upsamplers, self.decoders, reversed(skips), strict=True):
-            x = decoder(torch.cat([upsample(x), gate(skip, gating=x)], dim=1))
-        return self.head(x)
+    def gate_skip(self, index: int, skip: torch.Tensor, gating: torch.Tensor) -> torch.Tensor:
+        return self.gates[index](skip, gating=gating)
 
 
 @register_model(

@@ -21,12 +21,11 @@ Example:
 
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 
 from seg_core.models._registry import ModelSpec, register_model
 from seg_core.models.blocks.attention import DropBlock2d, SpatialAttention
-from seg_core.models.blocks.conv import SegmentationNet
+from seg_core.models.blocks.conv import UNetSkeleton
 
 
 class DropBlockConv(nn.Sequential):
@@ -45,7 +44,7 @@ class DropBlockConv(nn.Sequential):
         )
 
 
-class SAUNet(SegmentationNet):
+class SAUNet(UNetSkeleton):
     """Spatial Attention U-Net.
 
     Args:
@@ -66,7 +65,6 @@ class SAUNet(SegmentationNet):
         block_size: int = 7,
         keep_prob: float = 0.9,
     ) -> None:
-        super().__init__(input_multiple=2**depth)
         channels = [width * 2**level for level in range(depth + 1)]
 
         def stage(in_ch: int, out_ch: int) -> nn.Sequential:
@@ -74,39 +72,22 @@ class SAUNet(SegmentationNet):
                 DropBlockConv(in_ch, out_ch, block_size, keep_prob), DropBlockConv(out_ch, out_ch, block_size, keep_prob)
             )
 
-        self.encoders = nn.ModuleList()
-        previous = in_channels
-        for level in range(depth):
-            self.encoders.append(stage(previous, channels[level]))
-            previous = channels[level]
-        self.pool = nn.MaxPool2d(2)
-        # Spatial attention between the two bottleneck blocks: at the coarsest scale every pixel
-        # sees the most context, so that is where a per-pixel weight is cheapest and most informed.
-        self.bottleneck = nn.Sequential(
-            DropBlockConv(channels[depth - 1], channels[depth], block_size, keep_prob),
-            SpatialAttention(kernel_size=7),
-            DropBlockConv(channels[depth], channels[depth], block_size, keep_prob),
-        )
-        self.upsamplers = nn.ModuleList()
-        self.decoders = nn.ModuleList()
-        for level in reversed(range(depth)):
-            # 3x3 stride-2 transposed convolution, Keras "same" padding: exactly doubles the size.
-            self.upsamplers.append(
-                nn.ConvTranspose2d(channels[level + 1], channels[level], kernel_size=3, stride=2, padding=1, output_padding=1)
-            )
-            self.decoders.append(stage(2 * channels[level], channels[level]))
-        self.head = nn.Conv2d(channels[0], out_channels, kernel_size=1)
+        def upsampler(in_ch: int, out_ch: int) -> nn.Module:
+            # 3x3 transposed convolution, stride 2, as the reference Keras Conv2DTranspose(3, strides=2, "same").
+            return nn.ConvTranspose2d(in_ch, out_ch, kernel_size=3, stride=2, padding=1, output_padding=1)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for encoder in self.encoders:
-            x = encoder(x)
-            skips.append(x)
-            x = self.pool(x)
-        x = self.bottleneck(x)
-        for upsample, decoder, skip in zip(self.upsamplers, self.decoders, reversed(skips), strict=True):
-            x = decoder(torch.cat([upsample(x), skip], dim=1))
-        return self.head(x)
+        super().__init__(
+            in_channels,
+            out_channels,
+            channels,
+            make_stage=stage,
+            make_upsampler=upsampler,
+            bottleneck=nn.Sequential(
+                DropBlockConv(channels[depth - 1], channels[depth], block_size, keep_prob),
+                SpatialAttention(kernel_size=7),
+                DropBlockConv(channels[depth], channels[depth], block_size, keep_prob),
+            ),
+        )
 
 
 @register_model(

@@ -16,14 +16,11 @@ Example:
 
 from __future__ import annotations
 
-import torch
-import torch.nn as nn
-
 from seg_core.models._registry import ModelSpec, register_model
-from seg_core.models.blocks.conv import DoubleConv, SegmentationNet
+from seg_core.models.blocks.conv import UNetSkeleton
 
 
-class UNet(SegmentationNet):
+class UNet(UNetSkeleton):
     """The seed U-Net.
 
     Args:
@@ -34,32 +31,7 @@ class UNet(SegmentationNet):
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, width: int = 64, depth: int = 4) -> None:
-        super().__init__(input_multiple=2**depth)
-        channels = [width * 2**level for level in range(depth + 1)]
-        self.encoders = nn.ModuleList()
-        previous = in_channels
-        for level in range(depth):
-            self.encoders.append(DoubleConv(previous, channels[level]))
-            previous = channels[level]
-        self.pool = nn.MaxPool2d(2)
-        self.bottleneck = DoubleConv(channels[depth - 1], channels[depth])
-        self.upsamplers = nn.ModuleList()
-        self.decoders = nn.ModuleList()
-        for level in reversed(range(depth)):
-            self.upsamplers.append(nn.ConvTranspose2d(channels[level + 1], channels[level], kernel_size=2, stride=2))
-            self.decoders.append(DoubleConv(2 * channels[level], channels[level]))
-        self.head = nn.Conv2d(channels[0], out_channels, kernel_size=1)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for encoder in self.encoders:
-            x = encoder(x)
-            skips.append(x)
-            x = self.pool(x)
-        x = self.bottleneck(x)
-        for upsample, decoder, skip in zip(self.upsamplers, self.decoders, reversed(skips), strict=True):
-            x = decoder(torch.cat([upsample(x), skip], dim=1))
-        return self.head(x)
+        super().__init__(in_channels, out_channels, channels=[width * 2**level for level in range(depth + 1)])
 
 
 @register_model(

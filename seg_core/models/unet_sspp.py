@@ -49,11 +49,10 @@ Example:
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 
 from seg_core.models._registry import ModelSpec, register_model
-from seg_core.models.blocks.conv import DoubleConv, SegmentationNet
 from seg_core.models.blocks.swin import SwinSpatialPyramid
+from seg_core.models.unet import UNet
 
 __all__ = ["UNetSSPP", "sspp_window_sizes"]
 
@@ -82,7 +81,7 @@ def sspp_window_sizes(input_size: int, depth: int = 4, num_branches: int = 3) ->
     return windows
 
 
-class UNetSSPP(SegmentationNet):
+class UNetSSPP(UNet):
     """The seed U-Net with a Swin spatial pyramid refining its bottleneck.
 
     Args:
@@ -115,37 +114,16 @@ class UNetSSPP(SegmentationNet):
         swin_depth: int = 2,
         mlp_ratio: float = 4.0,
     ) -> None:
-        super().__init__(input_multiple=2**depth)
+        super().__init__(in_channels, out_channels, width=width, depth=depth)
         self.input_size = input_size
         self.window_sizes = sspp_window_sizes(input_size, depth, num_branches)
-        channels = [width * 2**level for level in range(depth + 1)]
-        self.encoders = nn.ModuleList()
-        previous = in_channels
-        for level in range(depth):
-            self.encoders.append(DoubleConv(previous, channels[level]))
-            previous = channels[level]
-        self.pool = nn.MaxPool2d(2)
-        self.bottleneck = DoubleConv(channels[depth - 1], channels[depth])
+        bottleneck_channels = width * 2**depth
         self.pyramid = SwinSpatialPyramid(
-            channels[depth], embed_dim, num_heads, self.window_sizes, depth=swin_depth, mlp_ratio=mlp_ratio
+            bottleneck_channels, embed_dim, num_heads, self.window_sizes, depth=swin_depth, mlp_ratio=mlp_ratio
         )
-        self.upsamplers = nn.ModuleList()
-        self.decoders = nn.ModuleList()
-        for level in reversed(range(depth)):
-            self.upsamplers.append(nn.ConvTranspose2d(channels[level + 1], channels[level], kernel_size=2, stride=2))
-            self.decoders.append(DoubleConv(2 * channels[level], channels[level]))
-        self.head = nn.Conv2d(channels[0], out_channels, kernel_size=1)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for encoder in self.encoders:
-            x = encoder(x)
-            skips.append(x)
-            x = self.pool(x)
-        x = self.pyramid(self.bottleneck(x))
-        for upsample, decoder, skip in zip(self.upsamplers, self.decoders, reversed(skips), strict=True):
-            x = decoder(torch.cat([upsample(x), skip], dim=1))
-        return self.head(x)
+    def refine_bottleneck(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pyramid(x)
 
 
 @register_model(

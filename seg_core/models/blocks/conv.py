@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -51,3 +53,70 @@ class SegmentationNet(nn.Module):
             x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
         logits = self.forward_features(x)
         return logits[..., :height, :width]
+
+
+class UNetSkeleton(SegmentationNet):
+    """The U-Net data flow shared by the U-Net family; subclasses only choose the blocks.
+
+    ``forward_features`` runs ``encoders[l]`` then ``pool`` at every level (keeping each encoder
+    output as a skip), the ``bottleneck``, :meth:`refine_bottleneck`, then per level from the
+    deepest: ``upsamplers[i]``, concatenation with :meth:`gate_skip` of the matching skip,
+    ``decoders[i]``; ``head`` gives the logits. The module names are the state-dict keys of the
+    shipped weights, so they stay as they are.
+
+    Args:
+        in_channels, out_channels: input modalities and output logits per pixel.
+        channels: channels per level, ``depth + 1`` of them (the last is the bottleneck's).
+        make_stage: ``(in, out) -> module`` for the encoder and decoder stages.
+        make_upsampler: ``(in, out) -> module`` doubling the spatial size.
+        bottleneck: the module at the deepest level (default ``make_stage`` from the last level).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        channels: list[int],
+        make_stage: Callable[[int, int], nn.Module] = DoubleConv,
+        make_upsampler: Callable[[int, int], nn.Module] | None = None,
+        bottleneck: nn.Module | None = None,
+    ) -> None:
+        depth = len(channels) - 1
+        super().__init__(input_multiple=2**depth)
+        if make_upsampler is None:
+
+            def make_upsampler(cin: int, cout: int) -> nn.Module:
+                return nn.ConvTranspose2d(cin, cout, kernel_size=2, stride=2)
+
+        self.encoders = nn.ModuleList()
+        previous = in_channels
+        for level in range(depth):
+            self.encoders.append(make_stage(previous, channels[level]))
+            previous = channels[level]
+        self.pool = nn.MaxPool2d(2)
+        self.bottleneck = bottleneck if bottleneck is not None else make_stage(channels[depth - 1], channels[depth])
+        self.upsamplers = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        for level in reversed(range(depth)):
+            self.upsamplers.append(make_upsampler(channels[level + 1], channels[level]))
+            self.decoders.append(make_stage(2 * channels[level], channels[level]))
+        self.head = nn.Conv2d(channels[0], out_channels, kernel_size=1)
+
+    def refine_bottleneck(self, x: torch.Tensor) -> torch.Tensor:
+        """Hook after the bottleneck (identity here; the Swin pyramid in ``unet_sspp``)."""
+        return x
+
+    def gate_skip(self, index: int, skip: torch.Tensor, gating: torch.Tensor) -> torch.Tensor:
+        """Hook on the skip of decoder step ``index`` given the deeper decoder state (identity here)."""
+        return skip
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for encoder in self.encoders:
+            x = encoder(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.refine_bottleneck(self.bottleneck(x))
+        for index, (upsample, decoder, skip) in enumerate(zip(self.upsamplers, self.decoders, reversed(skips), strict=True)):
+            x = decoder(torch.cat([upsample(x), self.gate_skip(index, skip, x)], dim=1))
+        return self.head(x)
