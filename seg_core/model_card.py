@@ -51,6 +51,8 @@ def _training_command(training: dict[str, Any]) -> str:
     ]
     if training.get("schedule", "plateau") != "plateau":
         parts.append(f"--schedule {training['schedule']}")
+    if training.get("crop"):
+        parts.append(f"--crop {training['crop']}")
     if training.get("bf16"):
         parts.append("--bf16")
     if training.get("init_from"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -85,4 +86,28 @@ def test_unknown_schedule_is_refused(data_root, small_split) -> None:
     config = _config(data_root, small_split / "weights", epochs=1)
     config.schedule = "warmup"
     with pytest.raises(ValueError, match="plateau"):
+        train(config, progress=False)
+
+
+def test_crop_training_learns_on_patches_and_validates_whole_images(data_root, small_split) -> None:
+    from seg_core.train import augmentation
+
+    transform = augmentation(seed=0, crop=16)
+    image = torch.rand(1, 32, 32).numpy()
+    mask = torch.zeros(1, 32, 32)
+    mask[0, 20:24, 4:8] = 1
+    patches = [train_module._one(transform({"image": image.copy(), "mask": mask.numpy().copy()})) for _ in range(12)]
+    assert all(tuple(p["image"].shape) == (1, 16, 16) and tuple(p["mask"].shape) == (1, 16, 16) for p in patches)
+    # Two in three crops are centred on tumor: most patches hold some of it.
+    assert sum(bool(np.asarray(p["mask"]).any()) for p in patches) >= 6
+
+    config = _config(data_root, small_split / "weights", epochs=1)
+    config.crop = 16
+    summary = train(config, progress=False)
+    assert summary["epochs_run"] == 1
+    loaded = load_model(small_split / "weights" / "unet.figshare")
+    assert loaded.config["input_size"] == [32, 32] and loaded.config["training"]["crop"] == 16
+
+    config.crop = 64  # larger than the 32 px training size
+    with pytest.raises(ValueError, match="crop"):
         train(config, progress=False)
