@@ -1,0 +1,115 @@
+"""Helpers for the app tests: a weights folder with the shipped U-Net and a tiny spiking model, test files, AppTest.
+
+The app reads its weights from ``$BRAINSEG_WEIGHTS_DIR`` when set; the tests point it at a temporary
+folder holding a copy of ``unet.figshare`` and a randomly initialised narrow ``tcsa_snn`` (64 px input,
+so the spiking views are exercised in seconds). Models in it are for testing the app only.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from seg_core.models import create_model
+from seg_core.weights import WEIGHTS_DIR, save_pretrained
+
+REPO = Path(__file__).resolve().parents[2]
+SPIKING_TEST_MODEL = "tcsa_snn.apptest"
+TWO_SEQUENCE_MODEL = "unet.twoseq"
+
+
+def make_weights_dir(root: Path) -> Path:
+    """``root/weights`` with ``unet.figshare`` (copied), a lite spiking model and a model needing two sequences."""
+    folder = root / "weights"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(WEIGHTS_DIR / "unet.figshare", folder / "unet.figshare", dirs_exist_ok=True)
+    torch.manual_seed(0)
+    spiking = create_model("tcsa_snn", in_channels=1, width=8).eval()
+    save_pretrained(
+        spiking,
+        {
+            "architecture": "tcsa_snn",
+            "model_config": {"in_channels": 1, "width": 8},
+            "modalities": ["t1c"],
+            "input_size": [64, 64],
+            "normalization": {"kind": "percentile"},
+            "threshold": 0.5,
+            "spiking": True,
+            "dataset": "apptest",
+        },
+        folder / SPIKING_TEST_MODEL,
+        metrics={"note": "random weights, for app tests only"},
+        card="# tcsa_snn.apptest\n\nRandom weights for the app tests.\n",
+    )
+    two = create_model("unet", in_channels=2, width=4).eval()
+    save_pretrained(
+        two,
+        {
+            "architecture": "unet",
+            "model_config": {"in_channels": 2, "width": 4},
+            "modalities": ["t1c", "flair"],
+            "input_size": [64, 64],
+            "dataset": "apptest",
+        },
+        folder / TWO_SEQUENCE_MODEL,
+    )
+    return folder
+
+
+def app_test(page: str | None = None, **session: object):
+    """An AppTest of the home page, run once, switched to ``page`` (e.g. ``"pages/1_Segment.py"``) when given."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180)
+    for key, value in session.items():
+        at.session_state[key] = value
+    at.run()
+    if page is not None:
+        at.switch_page(page).run()
+    return at
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def brain_like_slice(size: int = 256) -> np.ndarray:
+    y, x = np.mgrid[-1 : 1 : size * 1j, -1 : 1 : size * 1j]
+    head = ((y / 0.9) ** 2 + (x / 0.75) ** 2) < 1
+    tumor = ((y + 0.2) ** 2 + (x - 0.3) ** 2) < 0.03
+    return (head * 90 + tumor * 140).astype(np.uint8)
+
+
+def tumor_mask(size: int = 256) -> np.ndarray:
+    y, x = np.mgrid[-1 : 1 : size * 1j, -1 : 1 : size * 1j]
+    return ((((y + 0.2) ** 2 + (x - 0.3) ** 2) < 0.03) * 255).astype(np.uint8)
+
+
+def phantom_volume_file() -> tuple[str, bytes]:
+    from seg_core.samples import sample_file
+
+    return sample_file("phantom-3d")
+
+
+def texts(elements) -> str:
+    return " ".join(str(element.value) for element in elements)
+
+
+def write_leaderboard(folder: Path, rows: list[dict]) -> None:
+    (folder / "leaderboard.json").write_text(json.dumps({"rows": rows, "published": [], "published_note": ""}))
+
+
+def table_with(at, column: str):
+    """The first dataframe shown whose columns include ``column`` (AppTest does not expose dataframe keys)."""
+    for frame in at.dataframe:
+        if column in frame.value.columns:
+            return frame.value
+    raise AssertionError(f"no table with a {column!r} column; tables: {[list(f.value.columns) for f in at.dataframe]}")

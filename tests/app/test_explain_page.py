@@ -1,0 +1,58 @@
+"""The Explain page under AppTest: Captum maps and deletion curves; spiking attention, rates, raster, steps."""
+
+from __future__ import annotations
+
+from apphelpers import SPIKING_TEST_MODEL, app_test, brain_like_slice, png_bytes, table_with, texts
+
+PAGE = "pages/3_Explain.py"
+
+
+def upload(at):
+    return at.file_uploader(key="explain_upload").set_value([("slice.png", png_bytes(brain_like_slice()), "image/png")]).run()
+
+
+def test_spiking_model_shows_maps_faithfulness_and_activity_over_time(weights_env) -> None:
+    at = upload(app_test(PAGE, last_model=SPIKING_TEST_MODEL))
+    assert not at.exception, at.exception
+    assert not at.error
+    assert at.selectbox(key="explain_model").value == SPIKING_TEST_MODEL
+    captions = [image.proto.imgs[0].caption for image in at.image]
+    assert set(captions[:5]) == {"Scan", "Saliency", "Integrated Gradients", "Grad-CAM", "Occlusion"}
+    assert any(c.startswith("Spike rate") for c in captions) and any(c.startswith("Attention applied") for c in captions)
+    chart_keys = {chart.key for chart in at.get("plotly_chart") if chart.key}
+    assert chart_keys >= {
+        "explain_deletion",
+        "explain_temporal",
+        "explain_channel",
+        "explain_animation",
+        "explain_rates",
+        "explain_raster",
+    }
+    table = table_with(at, "area under Dice curve")
+    assert "Random order (reference)" in set(table["method"])
+    assert "time steps" in texts(at.markdown) and "most stay silent" in texts(at.markdown)
+    # Stepping through time and changing block redraws from the stored result.
+    at.slider(key="explain_step").set_value(3).run()
+    at.selectbox(key="explain_block").set_value("stages.2.0").run()
+    assert not at.exception
+    assert any("step 3" in image.proto.imgs[0].caption for image in at.image)
+
+
+def test_conventional_model_with_chosen_methods_and_layer(weights_env) -> None:
+    at = upload(app_test(PAGE, last_model="unet.figshare"))
+    assert not at.exception, at.exception
+    at.multiselect(key="explain_methods").set_value(["saliency", "gradcam"])
+    at.selectbox(key="explain_layer").set_value("decoders.1")
+    at.button[0].click().run()  # the form's submit button
+    assert not at.exception, at.exception
+    captions = [image.proto.imgs[0].caption for image in at.image]
+    assert sorted(captions) == ["Grad-CAM", "Saliency", "Scan"]
+    assert "layer decoders.1" in texts(at.caption)
+    assert "Spiking views" in texts(at.caption)
+
+
+def test_bad_upload_gives_a_clear_error(weights_env) -> None:
+    at = app_test(PAGE)
+    at.file_uploader(key="explain_upload").set_value([("case.zip", b"PK\x03\x04 broken zip", "application/zip")]).run()
+    assert not at.exception
+    assert at.error and "Could not use this upload" in at.error[0].value

@@ -1,0 +1,105 @@
+"""The Segment page under AppTest: upload or sample -> overlay, figures and downloads; a bad file -> an error."""
+
+from __future__ import annotations
+
+import pytest
+from apphelpers import SPIKING_TEST_MODEL, TWO_SEQUENCE_MODEL, app_test, brain_like_slice, phantom_volume_file, png_bytes, texts
+
+from seg_core.inference import Segmenter
+
+PAGE = "pages/1_Segment.py"
+
+
+@pytest.fixture
+def forward_passes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every call of a model over a scan, by weights id: the tests check sliders never cause one."""
+    import streamlit as st
+
+    st.cache_resource.clear()  # results are shared server-wide; start from an empty store
+    calls: list[str] = []
+    original = Segmenter.predict_probabilities
+
+    def counted(self, scan, progress=None):
+        calls.append(self.model_id)
+        return original(self, scan, progress)
+
+    monkeypatch.setattr(Segmenter, "predict_probabilities", counted)
+    return calls
+
+
+def upload_slice(at, name: str = "slice.png"):
+    return at.file_uploader(key="segment_upload").set_value([(name, png_bytes(brain_like_slice()), "image/png")]).run()
+
+
+def test_png_upload_shows_overlay_sizes_and_downloads(weights_env, forward_passes) -> None:
+    at = app_test(PAGE)
+    assert not at.exception and "Upload a brain MRI" in texts(at.info)
+    upload_slice(at)
+    assert not at.exception, at.exception
+    assert not at.error
+    assert len(at.image) == 1
+    metrics = {metric.label: metric.value for metric in at.metric}
+    assert metrics["Tumor found"] == "yes" and metrics["Tumor area"].endswith("px")
+    downloads = {button.proto.label for button in at.get("download_button")}
+    assert downloads == {"Download mask", "Download report (JSON)", "Download report (CSV)"}
+    # The model list offers only weights whose sequences the scan has (a grayscale PNG: one channel).
+    options = at.selectbox(key="segment_model").options
+    assert "unet.figshare (t1c)" in options and not any(TWO_SEQUENCE_MODEL in o for o in options)
+    assert forward_passes == ["unet.figshare"]
+
+
+def test_sliders_and_threshold_never_rerun_the_model(weights_env, forward_passes) -> None:
+    at = upload_slice(app_test(PAGE))
+    at.slider(key="segment_opacity").set_value(0.8).run()
+    at.radio(key="segment_style").set_value("contour").run()
+    at.slider(key="segment_window").set_value((5.0, 95.0)).run()
+    threshold = next(s for s in at.slider if s.label.startswith("Threshold"))
+    threshold.set_value(0.7).run()
+    assert not at.exception and len(at.image) == 1
+    assert forward_passes == ["unet.figshare"]
+
+
+def test_switching_model_segments_with_the_other_model(weights_env) -> None:
+    at = upload_slice(app_test(PAGE))
+    at.selectbox(key="segment_model").set_value(SPIKING_TEST_MODEL).run()
+    assert not at.exception and not at.error
+    assert SPIKING_TEST_MODEL in at.image[0].proto.imgs[0].caption
+
+
+def test_nifti_volume_gives_planes_strip_volume_and_nifti_mask(weights_env) -> None:
+    at = app_test(PAGE)
+    name, data = phantom_volume_file()
+    at.file_uploader(key="segment_upload").set_value([(name, data, "application/gzip")]).run()
+    assert not at.exception, at.exception
+    assert not at.error
+    metrics = {metric.label: metric.value for metric in at.metric}
+    assert metrics["Tumor volume"].endswith("mL") and "of 24" in metrics["Slices with tumor"]
+    assert len(at.get("plotly_chart")) == 1  # the per-slice tumor strip
+    for plane in ("coronal", "sagittal"):
+        at.radio(key="segment_plane").set_value(plane).run()
+        assert not at.exception and len(at.image) == 1
+        assert at.slider(key=f"segment_slice_{plane}").max == 95
+    mask = next(button for button in at.get("download_button") if button.proto.label == "Download mask")
+    assert mask.proto.url.endswith(".gz")  # a gzip-compressed NIfTI, not a PNG
+
+
+def test_sample_with_ground_truth_shows_dice(weights_env) -> None:
+    at = app_test(PAGE)
+    at.radio(key="segment_source").set_value("Sample").run()
+    at.selectbox(key="segment_sample").set_value("phantom-2d").run()
+    assert not at.exception and not at.error
+    assert "Against the ground truth" in texts(at.markdown)
+    assert at.checkbox(key="segment_truth").value is True
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [("broken.png", b"\x89PNG\r\n\x1a\n not really"), ("scan.nii.gz", b"not a nifti"), ("empty.dcm", b"")],
+)
+def test_bad_upload_gives_a_clear_error_and_the_app_keeps_running(weights_env, name: str, data: bytes) -> None:
+    at = app_test(PAGE)
+    at.file_uploader(key="segment_upload").set_value([(name, data, "application/octet-stream")]).run()
+    assert not at.exception
+    assert at.error and "Could not use this upload" in at.error[0].value
+    upload_slice(at)  # the next upload still works
+    assert not at.exception and len(at.image) == 1
