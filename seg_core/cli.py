@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 from typing import Any
 
 
@@ -341,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose or args.command == "train" else logging.WARNING, format="%(message)s")
+    if not args.verbose:
+        # Decoders warn about the damaged files they are handed (e.g. Pillow's "Corrupt EXIF data");
+        # the one `error:` line says what matters. -v shows them.
+        warnings.filterwarnings("ignore")
     from seg_core.data import DatasetError
     from seg_core.scans import ScanError
     from seg_core.weights import WeightsError

@@ -39,6 +39,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import math
@@ -46,9 +47,10 @@ import os
 import re
 import stat
 import struct
+import traceback
 import zipfile
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -198,13 +200,39 @@ def load_scan(source: Any, *, name: str | None = None, modalities: Sequence[str]
 
     Raises:
         ScanError: the input is empty, damaged, too large, too small, of an unsupported kind,
-            holds non-finite values, or is unsafe (e.g. a ZIP with ``../`` paths).
+            holds non-finite values, or is unsafe (e.g. a ZIP with ``../`` paths). Nothing else:
+            an unforeseen failure inside a decoder is reported as a damaged file too (its
+            ``unexpected`` attribute is then True, and a warning names where it happened).
     """
-    files, default_name, from_archive = _collect_source(source, name)
-    if not files:
-        raise ScanError(f"No files found in {default_name or 'the upload'}. Supported: {SUPPORTED_FORMATS}.")
-    scan = _load_files(files, case_name=default_name, from_archive=from_archive)
-    return _finish(scan, modalities)
+    try:
+        files, default_name, from_archive = _collect_source(source, name)
+        if not files:
+            raise ScanError(f"No files found in {default_name or 'the upload'}. Supported: {SUPPORTED_FORMATS}.")
+        scan = _load_files(files, case_name=default_name, from_archive=from_archive)
+        return _finish(scan, modalities)
+    except ScanError:
+        raise
+    except MemoryError:
+        raise ScanError("The upload is too large to read in the memory available; upload one scan at a time.") from None
+    except Exception as exc:
+        # A decoder failed in a way no check foresaw: still a clear answer for the uploader. Only the
+        # exception's type and place are logged, never its message (it could quote header values).
+        frames = traceback.extract_tb(exc.__traceback__)
+        ours = [f for f in frames if Path(f.filename).parent == Path(__file__).parent]
+        frame = (ours or frames)[-1]
+        logger.warning(
+            "Unexpected %s in %s (%s:%d) while reading an upload; reported as a damaged file",
+            type(exc).__name__,
+            frame.name,
+            Path(frame.filename).name,
+            frame.lineno or 0,
+        )
+        error = ScanError(
+            f"The upload could not be read ({type(exc).__name__} inside the decoder); the file may be damaged, or of a "
+            f"variant this app cannot read. Supported: {SUPPORTED_FORMATS}."
+        )
+        error.unexpected = True  # type: ignore[attr-defined]
+        raise error from None
 
 
 def mask_to_source(scan: Scan, mask: np.ndarray) -> np.ndarray:
@@ -458,7 +486,8 @@ def _read_zip(f: _File) -> list[_File]:
     """Unpack a ZIP in memory, refusing unsafe names and enforcing the size caps while reading."""
     try:
         zf = zipfile.ZipFile(io.BytesIO(f.data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+        # NotImplementedError: a damaged end record can read as a multi-disk archive.
         raise ScanError(f"'{f.basename}' is not a readable ZIP archive ({exc}); it may be truncated or damaged.") from None
     with zf:
         infos = zf.infolist()
@@ -721,13 +750,35 @@ def _load_files(files: list[_File], *, case_name: str, from_archive: bool, depth
     if kind == "nifti":
         scan = _read_nifti_set(groups["nifti"], case_name)
     elif kind == "dicom":
-        scan = _read_dicom(groups["dicom"], case_name, single=single)
+        try:
+            scan = _read_dicom(groups["dicom"], case_name, single=single)
+        except ScanError:
+            raise
+        except _DICOM_DECODE_ERRORS as exc:
+            # pydicom decodes element values lazily: a damaged header fails wherever it is first read.
+            # Only the type is shown; the message could quote a value (e.g. a name).
+            raise ScanError(
+                f"A DICOM header in the upload is damaged ({type(exc).__name__} while reading its attributes); "
+                "export the series again or upload other files."
+            ) from None
     else:
         scan = _read_images(groups["image"], case_name, in_zip=depth > 0)
     if skipped:
         scan.meta["ignored_files"] = sorted(skipped)
         _note(scan, f"ignored {len(skipped)} file(s) that are not scans")
     return scan
+
+
+_DICOM_DECODE_ERRORS = (
+    NotImplementedError,
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    IndexError,
+    OverflowError,
+    struct.error,
+)
 
 
 class _Tally:
@@ -1498,13 +1549,22 @@ def _dicom_pixels(fname: str, ds: Any) -> np.ndarray:
     if meta is not None and "TransferSyntaxUID" not in meta:
         meta.TransferSyntaxUID = ImplicitVRLittleEndian  # what a preamble-less file most likely is
     ts = meta.get("TransferSyntaxUID") if meta is not None else None
-    if ts is not None and ts.is_compressed and not _dicom_decoder_available(ts):
+    try:
+        compressed = ts is not None and ts.is_compressed
+    except ValueError:  # pydicom: "UID is not a transfer syntax"
+        raise ScanError(
+            f"'{fname}' names an unknown transfer syntax; the file is damaged or not a standard DICOM image."
+        ) from None
+    if compressed and not _dicom_decoder_available(ts):
         raise ScanError(
             f"'{fname}' is compressed with {ts.name}, which this installation cannot decode. Export the series "
             "uncompressed (Explicit VR Little Endian), or ask for a DICOM decoder (pylibjpeg or GDCM) to be installed."
         )
-    frames = int(_float(ds.get("NumberOfFrames")) or 1)
-    declared = int(ds.Rows) * int(ds.Columns) * max(frames, 1) * int(ds.get("SamplesPerPixel", 1) or 1)
+    try:
+        frames = int(_float(ds.get("NumberOfFrames")) or 1)
+        declared = int(ds.Rows) * int(ds.Columns) * max(frames, 1) * int(ds.get("SamplesPerPixel", 1) or 1)
+    except (AttributeError, TypeError, ValueError, OverflowError):
+        raise ScanError(f"'{fname}' has damaged image dimensions (Rows, Columns or NumberOfFrames).") from None
     if declared > MAX_VOXELS:
         raise ScanError(f"'{fname}' declares {declared:,} pixel values; at most {MAX_VOXELS:,} are supported.")
     try:
@@ -1661,7 +1721,7 @@ def _decode_tiff_fallback(f: _File, voxel_budget: int, first_error: Exception) -
     try:
         import tifffile
 
-        with tifffile.TiffFile(io.BytesIO(f.data)) as tif:
+        with _quiet_logger("tifffile"), tifffile.TiffFile(io.BytesIO(f.data)) as tif:
             series = tif.series[0]
             shape, axes = tuple(series.shape), series.axes
             if math.prod(shape) > voxel_budget:
@@ -1677,6 +1737,8 @@ def _decode_tiff_fallback(f: _File, voxel_budget: int, first_error: Exception) -
         ) from None
     if "Y" not in axes or "X" not in axes or arr.ndim < 2:
         raise ScanError(f"'{f.basename}' has an unsupported TIFF layout (axes {axes}).")
+    if arr.size == 0 or arr.ndim != len(axes):
+        raise ScanError(f"'{f.basename}' holds no readable pixels (shape {arr.shape}); it may be damaged or truncated.")
     samples = arr.shape[axes.index("S")] if "S" in axes else 1
     if "S" in axes:
         arr = np.moveaxis(arr, axes.index("S"), -1)
@@ -1692,6 +1754,25 @@ def _decode_tiff_fallback(f: _File, voxel_budget: int, first_error: Exception) -
     elif samples not in (1, 3):
         raise ScanError(f"'{f.basename}' has {samples} samples per pixel; only grayscale and RGB images are supported.")
     return [_Page(np.ascontiguousarray(page), "tiff") for page in arr]
+
+
+class _ToDebug(logging.Filter):
+    """Re-log another library's records at DEBUG under this module's logger, and drop the original."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        logger.debug("%s: %s", record.name, record.getMessage())
+        return False
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    """Keep a decoder's complaints about a damaged file (e.g. tifffile's) off stderr: the ScanError says it."""
+    target, quiet = logging.getLogger(name), _ToDebug()
+    target.addFilter(quiet)
+    try:
+        yield
+    finally:
+        target.removeFilter(quiet)
 
 
 def _check_image_size(name: str, width: int, height: int, pages: int, voxel_budget: int) -> None:
