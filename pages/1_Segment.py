@@ -24,12 +24,16 @@ from seg_core.visualize import (  # noqa: E402
     plane_spacing,
     square_pixels,
 )
-from ui.cache import mask_file, predict, segmenter, window_limits  # noqa: E402
+from ui.cache import mask_file, predict, prewarm, segmenter, window_limits  # noqa: E402
 from ui.figures import presence_strip  # noqa: E402
+from ui.state import LAST_MODEL  # noqa: E402
 from ui.widgets import model_picker, postprocessing_controls, progress_callback, scan_picker  # noqa: E402
 
 active = scan_picker("segment")
 if active is None:
+    ready = prewarm(st.session_state.get(LAST_MODEL))  # load the model while the user picks a file
+    if ready:
+        st.caption(f"Model {ready} is loaded and ready.")
     st.stop()
 scan = active.scan
 

@@ -57,8 +57,9 @@ masks = [predictions[name].mask for name in names]
 
 index = 0
 if scan.num_slices > 1:
-    union = np.any(np.stack(masks), axis=0).sum(axis=(1, 2))
-    default = int(np.argmax(union)) if union.any() else scan.num_slices // 2
+    # The first model's largest tumor slice (a union would follow whichever model marks the most).
+    largest = predictions[names[0]].sizes["largest_slice_index"]
+    default = largest if largest >= 0 else scan.num_slices // 2
     index = st.slider("Axial slice", 0, scan.num_slices - 1, default, key="compare_slice")
 channel = scan.modalities.index("t1c") if "t1c" in scan.modalities else 0
 low, high = window_limits(active.key, scan, channel, 0.5, 99.5)

@@ -437,7 +437,7 @@ def attribute(
     region: torch.Tensor,
     *,
     layer: str | None = None,
-    n_steps: int = 16,
+    n_steps: int = 32,
     window: int | None = None,
     stride: int | None = None,
     internal_batch_size: int = 8,
@@ -511,6 +511,8 @@ def attribute(
         with torch.no_grad():
             change = float(target(x) - target(baseline))
         delta = float(abs(convergence.item())) / max(abs(change), 1e-6)
+        if delta > 0.1:
+            note = f"The attributions account for the score only to within {delta:.0%}; more path steps would tighten this."
     else:  # gradcam
         layers = gradcam_layers(private, x)
         if not layers:
@@ -1006,7 +1008,7 @@ def explain_slice(
     *,
     layer: str | None = None,
     threshold: float | None = None,
-    n_steps: int = 16,
+    n_steps: int = 32,
     faithfulness: bool = True,
     spiking: bool = True,
     progress: Any = None,

@@ -49,8 +49,6 @@ def prediction_report(scan: Scan, prediction: Prediction, truth: np.ndarray | No
     Sizes are recomputed from the mask with the scan's spacing, so they always match the mask.
     ``units`` says whether areas are mm^2 or pixels (2D files without a recorded pixel size).
     """
-    from seg_core.metrics import segmentation_metrics
-
     sizes = tumor_size(prediction.mask, scan.spacing)
     spacing_known = scan.spacing_known
     report: dict[str, Any] = {
@@ -79,6 +77,8 @@ def prediction_report(scan: Scan, prediction: Prediction, truth: np.ndarray | No
         ],
     }
     if truth is not None:
+        from seg_core.metrics import segmentation_metrics  # MONAI: imported only when there is something to compare
+
         truth = np.asarray(truth)
         if truth.shape != prediction.mask.shape:
             raise ValueError(f"ground-truth mask shape {truth.shape} differs from the prediction's {prediction.mask.shape}")

@@ -70,6 +70,32 @@ def segmenter(model_id: str) -> Segmenter:
     return _segmenter(model_id, str(weights_dir()), _stamp(model_id))
 
 
+@st.cache_resource(show_spinner=False)
+def _warm(model_id: str, folder: str, stamp: float) -> bool:
+    import torch
+
+    runner = _segmenter(model_id, folder, stamp)
+    with torch.inference_mode():  # the first forward pass pays for lazy initialisation; do it before any upload
+        runner.model(torch.zeros(1, len(runner.modalities), *runner.input_size))
+    return True
+
+
+def prewarm(model_id: str | None = None) -> str | None:
+    """Load (and run once) the default model while the user is still choosing a file; its id, or None.
+
+    Errors are left for the page to report when the model is used.
+    """
+    ids = available_weights()
+    model_id = model_id or ("unet.figshare" if "unet.figshare" in ids else (ids[0] if ids else None))
+    if model_id is None:
+        return None
+    try:
+        _warm(model_id, str(weights_dir()), _stamp(model_id))
+    except Exception:  # the page reports problems with a model when it is used
+        return None
+    return model_id
+
+
 def file_key(files: list[tuple[str, bytes]]) -> str:
     """SHA-256 of the files' names and contents: the key of everything computed from an upload."""
     digest = hashlib.sha256()
@@ -147,6 +173,12 @@ def result_store() -> ResultStore:
 
 Progress = Callable[[int, int], None]
 
+# Energy profiling counts operations with torch's FlopCounterMode, whose module tracker installs
+# process-wide module hooks while it runs; an explanation's backward pass running at the same time
+# in another thread (another session, or a page left mid-run: Streamlit starts the next run at once)
+# would trip over them. The two kinds of instrumented work therefore take turns.
+INSTRUMENTED = threading.Lock()
+
 
 def probabilities(key: str, scan: Scan, model_id: str, progress: Progress | None = None) -> tuple[np.ndarray, float]:
     """Tumor probabilities ``(D, H, W)`` of ``model_id`` on the scan with hash ``key``, and the seconds taken.
@@ -195,7 +227,10 @@ def explanation(
     cached = store.get(entry)
     if cached is not None:
         return cached
-    return store.put(entry, explain_slice(segmenter(model_id), scan, index, methods, layer=layer, progress=progress))
+    runner = segmenter(model_id)
+    with INSTRUMENTED:
+        result = explain_slice(runner, scan, index, methods, layer=layer, progress=progress)
+    return store.put(entry, result)
 
 
 def gradcam_layers(key: str, scan: Scan, model_id: str, index: int) -> list[Any]:
@@ -217,7 +252,8 @@ def _cost(model_id: str, folder: str, stamp: float, height: int, width: int) -> 
     from seg_core.energy import profile
 
     del stamp
-    report = profile(model_id, (height, width), repeats=3, weights_dir=folder)
+    with INSTRUMENTED:
+        report = profile(model_id, (height, width), repeats=3, weights_dir=folder)
     return {
         "params": report.params,
         "macs": report.macs,
