@@ -24,7 +24,7 @@ from seg_core.visualize import (  # noqa: E402
     plane_spacing,
     square_pixels,
 )
-from ui.cache import mask_file, predict, prewarm, segmenter, window_limits  # noqa: E402
+from ui.cache import mask_file, memo, predict, prewarm, segmenter, window_limits  # noqa: E402
 from ui.figures import presence_strip  # noqa: E402
 from ui.state import LAST_MODEL  # noqa: E402
 from ui.widgets import model_picker, postprocessing_controls, progress_callback, scan_picker  # noqa: E402
@@ -115,7 +115,11 @@ with left:
             config={"displayModeBar": False},
         )
 
-report = prediction_report(scan, prediction, truth)
+# The report includes HD95 against the ground truth, which takes a while on a volume: once per setting.
+report = memo(
+    ("report", active.key, model_id, json.dumps(prediction.postprocessing, sort_keys=True), truth is not None),
+    lambda: prediction_report(scan, prediction, truth),
+)
 with right:
     sizes = prediction.sizes
     st.metric("Tumor found", "yes" if report["tumor_present"] else "no")
