@@ -83,7 +83,8 @@ def leaderboard_rows(weights_ids: list[str], weights_dir: Path) -> tuple[list[di
             if row.get(key) is None and value is not None:
                 row[key] = value
         rows.append(row)
-    rows.sort(key=lambda row: (row.get("dataset") or "", -(row.get("dice_mean") if row.get("dice_mean") is not None else -1.0)))
+    # Measured models first, best test Dice first within each data set; unmeasured ones last.
+    rows.sort(key=lambda row: (row.get("dice_mean") is None, row.get("dataset") or "", -(row.get("dice_mean") or 0.0), row["id"]))
     return rows, board
 
 
@@ -97,4 +98,10 @@ def model_card(model_id: str, weights_dir: Path) -> str | None:
         end = text.find("\n---", 3)
         if end != -1:
             text = text[end + 4 :]
-    return text.strip()
+    # Two heading levels down, so a card's title sits under the page's own headings.
+    lines, in_code = [], False
+    for line in text.strip().splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        lines.append("##" + line if line.startswith("#") and not in_code else line)
+    return "\n".join(lines)
