@@ -171,6 +171,8 @@ def render_model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
             lines.append(_row("dice (per volume)", test["per_volume"], "dice"))
         lines.append("")
         lines.append("HD95 is in millimetres where the images record pixel spacing, in pixels otherwise.")
+    else:
+        lines.append("Not evaluated on the test split yet.")
     cost = metrics.get("inference_cost")
     if cost:
         lines += [
@@ -181,8 +183,6 @@ def render_model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
             f"about {cost['energy_mj']:.3f} mJ (45 nm figures: {cost['e_mac_pj']} pJ per MAC, {cost['e_ac_pj']} pJ per "
             f"accumulate); median CPU latency {cost['latency_ms']:.1f} ms on {cost['hardware']}.",
         ]
-    else:
-        lines.append("Not evaluated on the test split yet.")
     record = config.get("sha256")
     if record:  # written by save_pretrained; load_model checks the files against it
         lines += ["", *files_section(record)]
