@@ -140,7 +140,14 @@ if result.curves:
     st.subheader("How faithful is each map?")
     left, right = st.columns([3, 2])
     with left:
-        st.plotly_chart(deletion_figure(result.curves), key="explain_deletion")
+        measure = st.radio(
+            "Follow",
+            ["dice", "probability"],
+            format_func=lambda m: "Dice of the prediction" if m == "dice" else "tumor probability in the region",
+            horizontal=True,
+            key="explain_measure",
+        )
+        st.plotly_chart(deletion_figure(result.curves, measure), key="explain_deletion")
     with right:
         table = result.faithfulness_table()
         st.dataframe(

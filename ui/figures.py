@@ -33,14 +33,16 @@ def presence_strip(values: Sequence[float], current: int, unit: str, title: str)
     return figure
 
 
-def deletion_figure(curves: dict[str, DeletionCurve]) -> go.Figure:
-    """Deletion curves: the prediction's Dice as the most salient pixels are removed, against random order."""
+def deletion_figure(curves: dict[str, DeletionCurve], measure: str = "dice") -> go.Figure:
+    """Deletion curves: the prediction's Dice (or its tumor probability) as the most salient pixels are removed, against random order."""
     figure = go.Figure()
     for index, (method, curve) in enumerate(curves.items()):
         percent = curve.fractions * 100
+        values = curve.dice if measure == "dice" else curve.probability
+        area = curve.auc_dice if measure == "dice" else curve.auc_probability
         if method == "random":
-            name = f"random order (area {curve.auc_dice:.2f})"
-            if curve.spread is not None:
+            name = f"random order (area {area:.2f})"
+            if curve.spread is not None and measure == "dice":
                 upper, lower = curve.dice + curve.spread, curve.dice - curve.spread
                 figure.add_trace(
                     go.Scatter(
@@ -53,14 +55,14 @@ def deletion_figure(curves: dict[str, DeletionCurve]) -> go.Figure:
                         showlegend=False,
                     )
                 )
-            figure.add_trace(go.Scatter(x=percent, y=curve.dice, name=name, line={"color": "#777", "dash": "dash"}))
+            figure.add_trace(go.Scatter(x=percent, y=values, name=name, line={"color": "#777", "dash": "dash"}))
         else:
             title = METHOD_INFO.get(method, {}).get("title", method)
             figure.add_trace(
                 go.Scatter(
                     x=percent,
-                    y=curve.dice,
-                    name=f"{title} (area {curve.auc_dice:.2f})",
+                    y=values,
+                    name=f"{title} (area {area:.2f})",
                     mode="lines+markers",
                     line={"color": COLORS[index % len(COLORS)]},
                 )
@@ -68,7 +70,7 @@ def deletion_figure(curves: dict[str, DeletionCurve]) -> go.Figure:
     figure.update_layout(
         title="Deletion curves: lower and faster-falling = more faithful",
         xaxis_title="pixels deleted, most salient first (% of the slice)",
-        yaxis_title="Dice with the original prediction",
+        yaxis_title="Dice with the original prediction" if measure == "dice" else "mean tumor probability in the region",
         yaxis_range=[0, 1.05],
         height=360,
         legend={"orientation": "h", "y": -0.25},

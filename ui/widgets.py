@@ -195,7 +195,7 @@ def models_picker(page: str, scan: Scan, most: int = 4) -> list[str]:
     chosen = st.multiselect(
         f"Models (2 to {most})",
         usable,
-        default=default[: min(most, len(usable))] if key not in st.session_state else None,
+        default=default[: min(2, most, len(usable))] if key not in st.session_state else None,
         max_selections=most,
         format_func=model_label,
         key=key,

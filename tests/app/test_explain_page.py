@@ -56,3 +56,11 @@ def test_bad_upload_gives_a_clear_error(weights_env) -> None:
     at.file_uploader(key="explain_upload").set_value([("case.zip", b"PK\x03\x04 broken zip", "application/zip")]).run()
     assert not at.exception
     assert at.error and "Could not use this upload" in at.error[0].value
+
+
+def test_deletion_curves_can_follow_the_probability(weights_env) -> None:
+    at = upload(app_test(PAGE, last_model=SPIKING_TEST_MODEL))
+    at.radio(key="explain_measure").set_value("probability").run()
+    assert not at.exception
+    figure = next(chart for chart in at.get("plotly_chart") if chart.key == "explain_deletion")
+    assert "probability" in figure.proto.spec
