@@ -68,9 +68,16 @@ with st.form("explain_form"):
             key="explain_layer",
             help="The default is the bottleneck (coarsest features). Layers nearer the output give finer but less abstract maps.",
         )
+    n_steps = st.select_slider(
+        "Integrated Gradients steps",
+        [8, 16, 32, 64],
+        value=16,
+        key="explain_steps",
+        help="More steps: attributions that add up to the score more exactly, at proportionally more time.",
+    )
     submitted = st.form_submit_button("Explain", type="primary")
 
-settings = (active.key, model_id, index, tuple(methods), layer)
+settings = (active.key, model_id, index, tuple(methods), layer, n_steps)
 stored = st.session_state.get(EXPLANATION)
 first_visit = stored is None or stored[0][:2] != settings[:2]
 if (submitted or first_visit) and methods:
@@ -79,7 +86,7 @@ if (submitted or first_visit) and methods:
     def tick(done: int, total: int, label: str) -> None:
         bar.progress(min(done / max(total, 1), 1.0), text=f"Explaining: {label}")
 
-    result = explanation(active.key, scan, model_id, index, tuple(methods), layer, tick)
+    result = explanation(active.key, scan, model_id, index, tuple(methods), layer, tick, n_steps)
     bar.empty()
     st.session_state[EXPLANATION] = (settings, result)
     stored = st.session_state[EXPLANATION]

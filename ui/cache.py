@@ -217,19 +217,26 @@ def predict(
 
 
 def explanation(
-    key: str, scan: Scan, model_id: str, index: int, methods: tuple[str, ...], layer: str | None, progress: Any = None
+    key: str,
+    scan: Scan,
+    model_id: str,
+    index: int,
+    methods: tuple[str, ...],
+    layer: str | None,
+    progress: Any = None,
+    n_steps: int = 16,
 ) -> Any:
     """:func:`seg_core.explain.explain_slice` for one slice, computed once per settings."""
     from seg_core.explain import explain_slice
 
     store = result_store()
-    entry = ("explanation", key, model_id, _stamp(model_id), index, tuple(methods), layer)
+    entry = ("explanation", key, model_id, _stamp(model_id), index, tuple(methods), layer, n_steps)
     cached = store.get(entry)
     if cached is not None:
         return cached
     runner = segmenter(model_id)
     with INSTRUMENTED:
-        result = explain_slice(runner, scan, index, methods, layer=layer, progress=progress)
+        result = explain_slice(runner, scan, index, methods, layer=layer, n_steps=n_steps, progress=progress)
     return store.put(entry, result)
 
 
