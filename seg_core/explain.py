@@ -214,6 +214,10 @@ def tumor_region(
     _check_input(x)
     with torch.inference_mode():
         logits = model(x)[0, 0].float()
+    return _region_from_logits(logits, threshold, fallback_fraction)
+
+
+def _region_from_logits(logits: torch.Tensor, threshold: float, fallback_fraction: float = 0.005) -> tuple[torch.Tensor, str]:
     region = torch.sigmoid(logits) >= threshold
     if region.any():
         return region.clone(), "prediction"
@@ -424,12 +428,6 @@ def _private_copy(model: nn.Module) -> nn.Module:
     return private
 
 
-def _output_depends_on_input(target: nn.Module, x: torch.Tensor) -> bool:
-    with torch.enable_grad():
-        probe = x.detach().clone().requires_grad_(True)
-        return bool(target(probe).requires_grad)
-
-
 def attribute(
     model: nn.Module,
     x: torch.Tensor,
@@ -441,6 +439,7 @@ def attribute(
     window: int | None = None,
     stride: int | None = None,
     internal_batch_size: int = 8,
+    layers: list[LayerInfo] | None = None,
 ) -> Attribution:
     """Explain ``model``'s tumor score on ``x`` over ``region`` with one Captum method.
 
@@ -454,6 +453,7 @@ def attribute(
         window: Occlusion patch side in pixels (default: 1/8 of the shorter side, at least 4).
         stride: Occlusion stride (default: the window, so patches tile the image).
         internal_batch_size: images per forward pass for Integrated Gradients.
+        layers: :func:`gradcam_layers` of ``model`` on ``x`` when already known (saves a probe pass).
 
     Returns:
         The :class:`Attribution`.
@@ -461,7 +461,7 @@ def attribute(
     Raises:
         ValueError: for an unknown method or layer, or a region of the wrong shape.
     """
-    from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Occlusion, Saliency
+    from captum.attr import Occlusion
 
     if method not in METHODS:
         raise ValueError(f"unknown explanation method {method!r}; choose one of: {', '.join(METHODS)}")
@@ -491,52 +491,21 @@ def attribute(
                 perturbations_per_eval=16,
             )
         note = f"{side}x{side} px patches every {step} px, blacked out."
-    elif not _output_depends_on_input(target, x):
-        result = torch.zeros_like(x)
-        note = "This model's output does not depend on the image through differentiable operations, so gradient methods show nothing; see Occlusion."
-        if method == "gradcam":
+    else:
+        try:
+            result, note, delta, chosen_layer = _gradient_attribution(
+                target, private, x, method, layer=layer, layers=layers, n_steps=n_steps, internal_batch_size=internal_batch_size
+            )
+        except RuntimeError as error:
+            # Captum's message when the output has no gradient path to the input (e.g. the naive prior).
+            if "does not require grad" not in str(error):
+                raise
+            result = torch.zeros_like(x)
+            note = (
+                "This model's output does not depend on the image through differentiable operations, "
+                "so gradient methods show nothing; see Occlusion."
+            )
             chosen_layer = layer
-    elif method == "saliency":
-        result = Saliency(target).attribute(x.clone().requires_grad_(True), abs=True)
-    elif method == "integrated_gradients":
-        baseline = torch.zeros_like(x)
-        ig = IntegratedGradients(target)
-        result, convergence = ig.attribute(
-            x.clone().requires_grad_(True),
-            baselines=baseline,
-            n_steps=n_steps,
-            internal_batch_size=internal_batch_size,
-            return_convergence_delta=True,
-        )
-        with torch.no_grad():
-            change = float(target(x) - target(baseline))
-        delta = float(abs(convergence.item())) / max(abs(change), 1e-6)
-        if delta > 0.1:
-            note = f"The attributions account for the score only to within {delta:.0%}; more path steps would tighten this."
-    else:  # gradcam
-        layers = gradcam_layers(private, x)
-        if not layers:
-            result = torch.zeros(1, 1, height, width)
-            note = "This model has no convolutional feature maps for Grad-CAM to weigh."
-        else:
-            names = {info.name: info for info in layers}
-            if layer is None:
-                info = default_gradcam_layer(layers)
-            elif layer in names:
-                info = names[layer]
-            else:
-                raise ValueError(f"layer {layer!r} cannot be explained with Grad-CAM; choose one of: {', '.join(names)}")
-            chosen_layer = info.name
-            module = private.get_submodule(info.name)
-            if info.time_first:
-                wrapper = _TimeFolded(module)
-                _replace_module(private, info.name, wrapper)
-                module = wrapper.probe
-            gradcam = LayerGradCam(target, module)
-            raw = gradcam.attribute(x.clone().requires_grad_(True), relu_attributions=True)
-            result = LayerAttribution.interpolate(raw.detach(), (height, width), interpolate_mode="bilinear")
-            if not float(result.abs().sum()) > 0:
-                note = "All of this layer's weighted feature maps are negative or zero here; try another layer."
 
     attribution = result.detach()[0].float()
     if not torch.isfinite(attribution).all():
@@ -557,6 +526,66 @@ def attribute(
         note=note,
         convergence_delta=delta,
     )
+
+
+def _gradient_attribution(
+    target: RegionLogitSum,
+    private: nn.Module,
+    x: torch.Tensor,
+    method: str,
+    *,
+    layer: str | None,
+    layers: list[LayerInfo] | None,
+    n_steps: int,
+    internal_batch_size: int,
+) -> tuple[torch.Tensor, str, float | None, str | None]:
+    """Saliency, Integrated Gradients or Grad-CAM: ``(attribution (1, C|1, H, W), note, IG delta, layer)``."""
+    from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Saliency
+
+    height, width = x.shape[-2:]
+    if method == "saliency":
+        return Saliency(target).attribute(x.clone().requires_grad_(True), abs=True), "", None, None
+    if method == "integrated_gradients":
+        baseline = torch.zeros_like(x)
+        result, convergence = IntegratedGradients(target).attribute(
+            x.clone().requires_grad_(True),
+            baselines=baseline,
+            n_steps=n_steps,
+            internal_batch_size=internal_batch_size,
+            return_convergence_delta=True,
+        )
+        with torch.no_grad():
+            scores = target(torch.cat([x, baseline]))
+        delta = float(abs(convergence.item())) / max(abs(float(scores[0] - scores[1])), 1e-6)
+        note = (
+            f"The attributions account for the score only to within {delta:.0%}; more path steps would tighten this."
+            if delta > 0.1
+            else ""
+        )
+        return result, note, delta, None
+    layers = gradcam_layers(private, x) if layers is None else layers
+    if not layers:
+        return torch.zeros(1, 1, height, width), "This model has no convolutional feature maps for Grad-CAM to weigh.", None, None
+    names = {info.name: info for info in layers}
+    if layer is None:
+        info = default_gradcam_layer(layers)
+    elif layer in names:
+        info = names[layer]
+    else:
+        raise ValueError(f"layer {layer!r} cannot be explained with Grad-CAM; choose one of: {', '.join(names)}")
+    module = private.get_submodule(info.name)
+    if info.time_first:
+        wrapper = _TimeFolded(module)
+        _replace_module(private, info.name, wrapper)
+        module = wrapper.probe
+    raw = LayerGradCam(target, module).attribute(x.clone().requires_grad_(True), relu_attributions=True)
+    result = LayerAttribution.interpolate(raw.detach(), (height, width), interpolate_mode="bilinear")
+    note = (
+        ""
+        if float(result.abs().sum()) > 0
+        else "All of this layer's weighted feature maps are negative or zero here; try another layer."
+    )
+    return result, note, None, info.name
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1035,8 +1064,9 @@ def explain_slice(
     threshold = segmenter.threshold if threshold is None else float(threshold)
     x = slice_input(segmenter, scan, index)
     with torch.inference_mode():
-        probability = torch.sigmoid(model(x)[0, 0].float()).numpy()
-    region, source = tumor_region(model, x, threshold)
+        logits = model(x)[0, 0].float()
+    probability = torch.sigmoid(logits).numpy()
+    region, source = _region_from_logits(logits, threshold)
     layers = gradcam_layers(model, x)
     total = len(methods) + int(faithfulness) + int(spiking and is_spiking(model))
     done = 0
@@ -1048,7 +1078,7 @@ def explain_slice(
     attributions: dict[str, Attribution] = {}
     for method in methods:
         tick(METHOD_INFO[method]["title"])
-        attributions[method] = attribute(model, x, method, region, layer=layer, n_steps=n_steps)
+        attributions[method] = attribute(model, x, method, region, layer=layer, n_steps=n_steps, layers=layers)
         done += 1
     curves: dict[str, DeletionCurve] = {}
     if faithfulness:
