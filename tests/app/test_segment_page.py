@@ -103,3 +103,23 @@ def test_bad_upload_gives_a_clear_error_and_the_app_keeps_running(weights_env, n
     assert at.error and "Could not use this upload" in at.error[0].value
     upload_slice(at)  # the next upload still works
     assert not at.exception and len(at.image) == 1
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_a_155_slice_brats_case_uploaded_as_zip_finishes_with_its_ground_truth(weights_env, data_root) -> None:
+    from seg_core.samples import list_samples, sample_file
+
+    cases = [info.name for info in list_samples(data_root) if info.source == "brats2015"]
+    if not cases:
+        pytest.skip("no BraTS 2015 case in the data root")
+    name, data = sample_file(cases[0], data_root)
+    at = app_test(PAGE)
+    at.file_uploader(key="segment_upload").set_value([(name, data, "application/zip")]).run()
+    assert not at.exception, at.exception
+    assert not at.error
+    metrics = {metric.label: metric.value for metric in at.metric}
+    assert metrics["Slices with tumor"].endswith("of 155") and metrics["Tumor volume"].endswith("mL")
+    assert "Against the ground truth" in texts(at.markdown)  # the case's OTMultiClass labels
+    at.slider(key="segment_slice_axial").set_value(80).run()
+    assert not at.exception and len(at.image) == 1
