@@ -30,7 +30,11 @@ def _describe(scan: Scan) -> str:
     depth, height, width = scan.shape
     size = f"{width}x{height} px" if scan.is_2d else f"{depth} slices of {width}x{height} px"
     modalities = ", ".join(MODALITY_TITLES.get(m, m) for m in scan.modalities)
-    spacing = f", {scan.spacing[1]:.2g} x {scan.spacing[2]:.2g} mm pixels" if scan.spacing_known else ", no pixel size recorded"
+    if not scan.spacing_known:
+        spacing = ", no pixel size recorded"
+    else:
+        spacing = f", {scan.spacing[1]:.2g} x {scan.spacing[2]:.2g} mm pixels"
+        spacing += "" if scan.is_2d else f", {scan.spacing[0]:.2g} mm slices"
     return f"{scan.source_format or 'scan'}: {size}; {modalities}{spacing}"
 
 
