@@ -22,7 +22,9 @@ def test_leaderboard_pareto_and_cards(weights_env) -> None:
         assert set(table["model"]) == {"unet.figshare", SPIKING_TEST_MODEL, "unet.twoseq"}  # shipped weights only
         figshare = table[table["model"] == "unet.figshare"].iloc[0]
         assert 0.5 < figshare["Dice"] < 1 and figshare["test images"] > 0
-        assert table[table["model"] == SPIKING_TEST_MODEL].iloc[0]["Dice"] == 0.42  # from leaderboard.json
+        # Figures come from each folder's metrics.json: a model never evaluated shows a blank, even when a
+        # stale leaderboard.json claims a figure for it.
+        assert table[table["model"] == SPIKING_TEST_MODEL].iloc[0]["Dice"] != 0.42
         if at.button:  # costs not recorded yet: measure them on request
             at.button(key="zoo_measure").click().run()
             assert not at.exception
