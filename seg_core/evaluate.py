@@ -202,7 +202,9 @@ def _validation_probabilities(segmenter: Segmenter, dataset, groups: list[str]) 
 def select_inference_settings(
     model: str, dataset_name: str, data_root: str | Path, split: str = "val", weights_dir: str | Path = WEIGHTS_DIR
 ) -> dict[str, Any]:
-    """Choose threshold, morphology and flip TTA by mean per-image Dice on the validation split.
+    """Choose threshold, morphology and flip TTA by mean Dice on the validation split.
+
+    The mean is over images for 2D data sets and over volumes (patients) for volumetric ones.
 
     Writes the choice into the weights' ``config.json`` (``postprocessing``, ``threshold``,
     ``flip_tta``) and the whole table into ``metrics.json`` under ``"selection"``. The test split is
@@ -221,8 +223,13 @@ def select_inference_settings(
                 postprocessing = PostProcessing(threshold=threshold, **morphology)
                 scores = []
                 for probabilities, truth, spacing in items:
-                    mask = postprocessing(probabilities, spacing=spacing)
-                    scores.append(batch_dice(torch.from_numpy(mask), torch.from_numpy(truth)))
+                    mask = torch.from_numpy(postprocessing(probabilities, spacing=spacing))
+                    truth_tensor = torch.from_numpy(truth)
+                    if dataset.volumetric:
+                        # One Dice per volume, the headline figure of volumetric sets: per-slice Dice would
+                        # reward thresholds that merely keep the many tumor-free slices empty.
+                        mask, truth_tensor = mask[None], truth_tensor[None]
+                    scores.append(batch_dice(mask, truth_tensor))
                 dice = float(torch.cat(scores).mean())
                 table.append({"flip_tta": flip_tta, **postprocessing.to_dict(), "dice_mean": dice})
     best = max(table, key=lambda row: row["dice_mean"])  # max keeps the first (simplest) of equals

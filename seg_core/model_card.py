@@ -15,6 +15,9 @@ from seg_core.weights import files_section
 
 __all__ = ["DATASET_INFO", "render_model_card", "write_model_card"]
 
+# Data sets evaluated per patient volume as well as per slice.
+VOLUMETRIC = ("lgg", "brats2015", "brats")
+
 DATASET_INFO = {
     "figshare": {
         "title": "Figshare brain tumor dataset (Cheng et al. 2015), T1 contrast-enhanced slices",
@@ -153,7 +156,7 @@ def render_model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
         lines.append(
             f"- Inference settings chosen on the {selection['split']} split (`python -m seg_core select`): threshold {best['threshold']}, "
             f"fill holes {best['fill_holes']}, largest component only {best['largest_component_only']}, left-right flip TTA "
-            f"{best['flip_tta']}; {selection['split']} per-image Dice {selection['default_dice_mean']:.4f} with the defaults, "
+            f"{best['flip_tta']}; {selection['split']} {'per-volume' if config.get('dataset') in VOLUMETRIC else 'per-image'} Dice {selection['default_dice_mean']:.4f} with the defaults, "
             f"{best['dice_mean']:.4f} with these."
         )
     lines += ["", "## Test figures"]
