@@ -174,7 +174,9 @@ def write_test_metrics(result: dict[str, Any], weights_dir: str | Path = WEIGHTS
 
 # Candidates for the validation-time choice of post-processing, simplest first: on a tie the
 # earlier (simpler) one wins.
-THRESHOLDS = (0.5, 0.4, 0.6, 0.3, 0.7)
+# Low thresholds last: they serve models whose probabilities stay low, such as the naive prior's tumor
+# frequencies, and lose ties to the usual ones.
+THRESHOLDS = (0.5, 0.4, 0.6, 0.3, 0.7, 0.2, 0.1, 0.05, 0.02)
 MORPHOLOGY = (
     {},
     {"fill_holes": True},

@@ -80,6 +80,8 @@ def render_model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
     index = []
     if test:
         for metric in ("dice", "iou", "hd95"):
+            if test.get(f"{metric}_mean") is None:  # e.g. HD95 of a model that never predicts tumor
+                continue
             index.append(
                 f"      - type: {metric}\n        name: test {metric} (per image, mean)\n        value: {test[f'{metric}_mean']:.4f}"
             )
