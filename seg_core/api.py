@@ -145,6 +145,8 @@ class Problem(BaseModel):
 
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
+    # Starlette answers a body that is not valid multipart with 400 before our code runs.
+    400: {"model": Problem, "description": "the request body is not valid multipart form data"},
     404: {"model": Problem, "description": "unknown model or sample"},
     413: {"model": Problem, "description": "upload too large"},
     422: {"model": Problem, "description": "the upload cannot be used as a scan (the message says why)"},
