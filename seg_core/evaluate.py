@@ -160,16 +160,27 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def write_test_metrics(result: dict[str, Any], weights_dir: str | Path = WEIGHTS_DIR) -> Path:
-    """Record a test-split evaluation in ``weights/<id>/metrics.json`` (per-case rows left out)."""
-    path = Path(weights_dir) / result["model"] / "metrics.json"
+def record_metrics(folder: str | Path, key: str, value: dict[str, Any], merge: bool = False) -> Path:
+    """Set (or, with ``merge``, update) ``key`` of ``folder/metrics.json`` and rewrite the model card.
+
+    Every writer of a weights folder's figures (training, selection, evaluation, the leaderboard's
+    cost profile) goes through here, so the file stays standard JSON (nan written as null).
+    """
+    path = Path(folder) / "metrics.json"
     metrics = json.loads(path.read_text()) if path.exists() else {}
-    metrics[f"{result['split']}:{result['dataset']}"] = json_safe(
-        {k: v for k, v in result.items() if k not in ("cases", "data_root")}
-    )
-    path.write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    if merge:
+        metrics.setdefault(key, {}).update(value)
+    else:
+        metrics[key] = value
+    path.write_text(json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n")
     write_model_card(path.parent)
     return path
+
+
+def write_test_metrics(result: dict[str, Any], weights_dir: str | Path = WEIGHTS_DIR) -> Path:
+    """Record a test-split evaluation in ``weights/<id>/metrics.json`` (per-case rows left out)."""
+    figures = {k: v for k, v in result.items() if k not in ("cases", "data_root")}
+    return record_metrics(Path(weights_dir) / result["model"], f"{result['split']}:{result['dataset']}", figures)
 
 
 # Candidates for the validation-time choice of post-processing, simplest first: on a tie the
@@ -240,20 +251,17 @@ def select_inference_settings(
     chosen = {k: v for k, v in best.items() if k not in ("flip_tta", "dice_mean")}
     config.update({"postprocessing": chosen, "threshold": chosen["threshold"], "flip_tta": best["flip_tta"]})
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    metrics_path = folder / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     baseline = next(
         row
         for row in table
         if not row["flip_tta"] and row["threshold"] == 0.5 and not row["fill_holes"] and not row["largest_component_only"]
     )
-    metrics["selection"] = {
+    selection = {
         "split": split,
         "dataset": dataset_name,
         "chosen": best,
         "default_dice_mean": baseline["dice_mean"],
         "table": table,
     }
-    metrics_path.write_text(json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n")
-    write_model_card(folder)
-    return metrics["selection"]
+    record_metrics(folder, "selection", selection)
+    return selection

@@ -79,16 +79,6 @@ def _read_metrics(folder: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _update_metrics(folder: Path, key: str, value: Any) -> None:
-    from seg_core.evaluate import json_safe
-    from seg_core.model_card import write_model_card
-
-    metrics = _read_metrics(folder)
-    metrics[key] = json_safe(value)
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
-    write_model_card(folder)
-
-
 def leaderboard_row(model_id: str, weights_dir: str | Path = WEIGHTS_DIR) -> dict[str, Any]:
     """One leaderboard row from a weights folder's config and metrics (``None`` where not measured)."""
     folder = Path(weights_dir) / model_id
@@ -243,7 +233,7 @@ def evaluate_all(
         measure_cost: profile MACs/SOPs/energy/latency (False: keep the recorded figures).
         readme: README to update between the leaderboard markers (``None``: leave it).
     """
-    from seg_core.evaluate import evaluate, write_test_metrics
+    from seg_core.evaluate import evaluate, record_metrics, write_test_metrics
 
     weights_dir = Path(weights_dir)
     for model_id in models if models is not None else list_weights(weights_dir):
@@ -255,7 +245,7 @@ def evaluate_all(
             report(f"{model_id}: test Dice {result['dice_mean']:.4f} ± {result['dice_std']:.4f} on {result['n']} images")
         if measure_cost:
             cost = inference_cost(model_id, weights_dir)
-            _update_metrics(folder, "inference_cost", cost)
+            record_metrics(folder, "inference_cost", cost)
             report(f"{model_id}: {cost['energy_mj']:.3f} mJ per image, {cost['latency_ms']:.1f} ms median CPU latency")
     board = build_leaderboard(weights_dir)
     write_leaderboard(board, weights_dir)

@@ -468,16 +468,10 @@ class EnergyMeter:
 
 def _record_training_totals(config: TrainConfig, energy: dict[str, Any], history: list[dict[str, Any]], epochs_run: int) -> None:
     """Add the whole run's cost (all epochs, resumed runs included) to the exported weights' metrics."""
-    path = Path(config.weights_dir) / config.model_id / "metrics.json"
-    if not path.exists():
+    from seg_core.evaluate import record_metrics
+
+    folder = Path(config.weights_dir) / config.model_id
+    if not (folder / "metrics.json").exists():  # no epoch improved, so nothing was exported
         return
-    metrics = json.loads(path.read_text())
-    metrics.setdefault("training", {}).update(
-        {
-            "epochs_run": epochs_run,
-            "wall_time_s": round(history[-1]["elapsed_s"], 1) if history else 0.0,
-            "energy": energy,
-        }
-    )
-    path.write_text(json.dumps(metrics, indent=2) + "\n")
-    write_model_card(path.parent)
+    totals = {"epochs_run": epochs_run, "wall_time_s": round(history[-1]["elapsed_s"], 1) if history else 0.0, "energy": energy}
+    record_metrics(folder, "training", totals, merge=True)
