@@ -30,11 +30,11 @@ JOBS=(
   "segnet_ag.figshare|8|"
   "deeplab_aspp.figshare|10|"
   "unet_sspp.figshare|10|"
-  "unet_sspp.brats2015|8|"
   "attention_unet.lgg|8|"
-  "tcsa_snn.figshare|30|--lr 2e-3"
-  "attention_snn.figshare|20|--lr 2e-3"
-  "tcsa_snn.lgg|15|--lr 2e-3"
+  "unet_sspp.brats2015|8|"
+  "attention_snn.figshare|18|--lr 2e-3"
+  "tcsa_snn.figshare|25|--lr 2e-3"
+  "tcsa_snn.lgg|12|--lr 2e-3"
 )
 
 wanted=" $* "

@@ -81,7 +81,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -318,7 +318,41 @@ _SPIKING_INTRO = (
 )
 
 
-@register_model(
+def _spiking_resnet_builder(
+    attention: str, decoder: str, channel_ratio: int, default_time_steps: int
+) -> Callable[..., SpikingResNet]:
+    """The registry builder of one seed variant: the variants differ only in these four settings."""
+
+    def build(
+        in_channels: int = 1,
+        out_channels: int = 1,
+        width: int = 64,
+        time_steps: int = default_time_steps,
+        threshold: float = 0.5,
+        beta: float = 0.25,
+        surrogate: str = "rectangular",
+        slope: float = 1.0,
+        skip_connections: bool = True,
+    ) -> SpikingResNet:
+        return SpikingResNet(
+            in_channels,
+            out_channels,
+            width,
+            attention=attention,
+            decoder=decoder,
+            time_steps=time_steps,
+            channel_ratio=channel_ratio,
+            threshold=threshold,
+            beta=beta,
+            surrogate=surrogate,
+            slope=slope,
+            skip_connections=skip_connections,
+        )
+
+    return build
+
+
+attention_snn = register_model(
     ModelSpec(
         name="attention_snn",
         title="AttentionSNN (spiking ResNet-34)",
@@ -337,35 +371,10 @@ _SPIKING_INTRO = (
         lite_config={"width": 16},
         seed_parameters=23.48e6,
     )
-)
-def attention_snn(
-    in_channels: int = 1,
-    out_channels: int = 1,
-    width: int = 64,
-    time_steps: int = 1,
-    threshold: float = 0.5,
-    beta: float = 0.25,
-    surrogate: str = "rectangular",
-    slope: float = 1.0,
-    skip_connections: bool = True,
-) -> SpikingResNet:
-    return SpikingResNet(
-        in_channels,
-        out_channels,
-        width,
-        attention="csa",
-        decoder="spiking_upsample",
-        time_steps=time_steps,
-        channel_ratio=8,
-        threshold=threshold,
-        beta=beta,
-        surrogate=surrogate,
-        slope=slope,
-        skip_connections=skip_connections,
-    )
+)(_spiking_resnet_builder(attention="csa", decoder="spiking_upsample", channel_ratio=8, default_time_steps=1))
 
 
-@register_model(
+csa_snn = register_model(
     ModelSpec(
         name="csa_snn",
         title="CSA-SNN (spiking ResNet-34, channel + spatial attention)",
@@ -383,35 +392,10 @@ def attention_snn(
         lite_config={"width": 16},
         seed_parameters=22.6e6,
     )
-)
-def csa_snn(
-    in_channels: int = 1,
-    out_channels: int = 1,
-    width: int = 64,
-    time_steps: int = 1,
-    threshold: float = 0.5,
-    beta: float = 0.25,
-    surrogate: str = "rectangular",
-    slope: float = 1.0,
-    skip_connections: bool = True,
-) -> SpikingResNet:
-    return SpikingResNet(
-        in_channels,
-        out_channels,
-        width,
-        attention="csa",
-        decoder="transposed",
-        time_steps=time_steps,
-        channel_ratio=8,
-        threshold=threshold,
-        beta=beta,
-        surrogate=surrogate,
-        slope=slope,
-        skip_connections=skip_connections,
-    )
+)(_spiking_resnet_builder(attention="csa", decoder="transposed", channel_ratio=8, default_time_steps=1))
 
 
-@register_model(
+tcsa_snn = register_model(
     ModelSpec(
         name="tcsa_snn",
         title="TCSA-SNN (spiking ResNet-34, temporal + channel + spatial attention)",
@@ -431,30 +415,7 @@ def csa_snn(
         lite_config={"width": 16},
         seed_parameters=23.0e6,
     )
-)
-def tcsa_snn(
-    in_channels: int = 1,
-    out_channels: int = 1,
-    width: int = 64,
-    time_steps: int = 4,
-    threshold: float = 0.5,
-    beta: float = 0.25,
-    surrogate: str = "rectangular",
-    slope: float = 1.0,
-    skip_connections: bool = True,
-) -> SpikingResNet:
+)(
     # The seed's TCSA block builds its channel attention with a reduction of 5 (its CSA blocks use 8).
-    return SpikingResNet(
-        in_channels,
-        out_channels,
-        width,
-        attention="tcsa",
-        decoder="transposed",
-        time_steps=time_steps,
-        channel_ratio=5,
-        threshold=threshold,
-        beta=beta,
-        surrogate=surrogate,
-        slope=slope,
-        skip_connections=skip_connections,
-    )
+    _spiking_resnet_builder(attention="tcsa", decoder="transposed", channel_ratio=5, default_time_steps=4)
+)
