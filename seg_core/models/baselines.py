@@ -565,7 +565,8 @@ _PIXEL_CONFIG: dict[str, Any] = {
 }
 
 
-@register_model(
+# Each class is its own builder: its constructor declares the settings once.
+naive_prior = register_model(
     ModelSpec(
         name="naive_prior",
         title="Naive prior (tumor frequency map)",
@@ -584,12 +585,10 @@ _PIXEL_CONFIG: dict[str, Any] = {
         lite_config=_NAIVE_CONFIG,
         trainable=False,
     )
-)
-def naive_prior(in_channels: int = 1, map_size: int = 64) -> NaivePrior:
-    return NaivePrior(in_channels=in_channels, map_size=map_size)
+)(NaivePrior)
 
 
-@register_model(
+pixel_classifier = register_model(
     ModelSpec(
         name="pixel_classifier",
         title="Classical pixel classifier (ridge + tree + k-NN)",
@@ -609,30 +608,4 @@ def naive_prior(in_channels: int = 1, map_size: int = 64) -> NaivePrior:
         lite_config=_PIXEL_CONFIG,
         trainable=False,
     )
-)
-def pixel_classifier(
-    in_channels: int = 1,
-    scales: Sequence[int] = (3, 7, 15),
-    max_depth: int = 10,
-    min_samples_leaf: int = 20,
-    n_neighbors: int = 15,
-    n_reference: int = 4000,
-    n_samples: int = 40000,
-    ridge_alpha: float = 1.0,
-    member: str = "ensemble",
-    positive_fraction: float = 0.2,
-    seed: int = 0,
-) -> PixelClassifier:
-    return PixelClassifier(
-        in_channels=in_channels,
-        scales=scales,
-        max_depth=max_depth,
-        min_samples_leaf=min_samples_leaf,
-        n_neighbors=n_neighbors,
-        n_reference=n_reference,
-        n_samples=n_samples,
-        ridge_alpha=ridge_alpha,
-        member=member,
-        positive_fraction=positive_fraction,
-        seed=seed,
-    )
+)(PixelClassifier)
