@@ -37,12 +37,12 @@ import torch.nn.functional as F
 
 from seg_core.models._registry import ModelSpec, register_model
 from seg_core.models.blocks.aspp import ASPP
-from seg_core.models.blocks.conv import SegmentationNet
+from seg_core.models.blocks.conv import ResidualBlock, SegmentationNet, resnet_stem
 
 RESNET101_LAYERS = (3, 4, 23, 3)
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(ResidualBlock):
     """ResNet bottleneck block: ``conv1x1 -> conv3x3 (stride, dilation) -> conv1x1 (x4)`` plus shortcut.
 
     Args:
@@ -55,9 +55,8 @@ class Bottleneck(nn.Module):
     expansion = 4
 
     def __init__(self, in_channels: int, planes: int, stride: int = 1, dilation: int = 1) -> None:
-        super().__init__()
         out_channels = planes * self.expansion
-        self.body = nn.Sequential(
+        body = nn.Sequential(
             nn.Conv2d(in_channels, planes, kernel_size=1, bias=False),
             nn.BatchNorm2d(planes),
             nn.ReLU(inplace=True),
@@ -67,14 +66,7 @@ class Bottleneck(nn.Module):
             nn.Conv2d(planes, out_channels, kernel_size=1, bias=False),
             nn.BatchNorm2d(out_channels),
         )
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.body(x) + self.shortcut(x))
+        super().__init__(body, in_channels, out_channels, stride)
 
 
 class DeepLabV3Plus(SegmentationNet):
@@ -112,12 +104,7 @@ class DeepLabV3Plus(SegmentationNet):
             raise ValueError(f"layers must give the blocks of 4 stages, each at least 1, got {list(layers)}")
         # Stem /4, stages 2 and 3 /16; the dilated last stage keeps /16.
         super().__init__(input_multiple=16)
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3, bias=False),
-            nn.BatchNorm2d(width),
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
-        )
+        self.stem = resnet_stem(in_channels, width)
         self.stages = nn.ModuleList()
         previous = width
         for stage, count in enumerate(layers):
@@ -160,7 +147,8 @@ class DeepLabV3Plus(SegmentationNet):
         return F.interpolate(self.head(x), size=size, mode="bilinear", align_corners=False)
 
 
-@register_model(
+# The class is its own builder: its constructor declares the settings once.
+deeplab_aspp = register_model(
     ModelSpec(
         name="deeplab_aspp",
         title="DeepLabv3+ (ASPP)",
@@ -187,28 +175,4 @@ class DeepLabV3Plus(SegmentationNet):
         },
         lite_config={"width": 12, "layers": [3, 4, 23, 3], "aspp_channels": 64, "low_level_channels": 12, "decoder_channels": 64},
     )
-)
-def deeplab_aspp(
-    in_channels: int = 1,
-    out_channels: int = 1,
-    width: int = 64,
-    layers: Sequence[int] = RESNET101_LAYERS,
-    multi_grid: Sequence[int] = (1, 2, 4),
-    aspp_channels: int = 256,
-    aspp_rates: Sequence[int] = (6, 12, 18),
-    low_level_channels: int = 48,
-    decoder_channels: int = 256,
-    dropout: float = 0.1,
-) -> DeepLabV3Plus:
-    return DeepLabV3Plus(
-        in_channels=in_channels,
-        out_channels=out_channels,
-        width=width,
-        layers=layers,
-        multi_grid=multi_grid,
-        aspp_channels=aspp_channels,
-        aspp_rates=aspp_rates,
-        low_level_channels=low_level_channels,
-        decoder_channels=decoder_channels,
-        dropout=dropout,
-    )
+)(DeepLabV3Plus)

@@ -26,32 +26,24 @@ import torch.nn as nn
 
 from seg_core.models._registry import ModelSpec, register_model
 from seg_core.models.blocks.attention import AttentionGate
-from seg_core.models.blocks.conv import SegmentationNet
+from seg_core.models.blocks.conv import ResidualBlock, SegmentationNet, resnet_stem
 
 
-class BasicBlock(nn.Module):
+class BasicBlock(ResidualBlock):
     """ResNet BasicBlock (He et al. 2016): ``relu(bn(conv3x3(relu(bn(conv3x3(x))))) + shortcut(x))``.
 
     The shortcut is a strided 1x1 convolution with BatchNorm when the shape changes, else identity.
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
+        body = nn.Sequential(
             nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False),
             nn.BatchNorm2d(out_channels),
             nn.ReLU(inplace=True),
             nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1, bias=False),
             nn.BatchNorm2d(out_channels),
         )
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.body(x) + self.shortcut(x))
+        super().__init__(body, in_channels, out_channels, stride)
 
 
 class LinkNetDecoderBlock(nn.Sequential):
@@ -91,12 +83,7 @@ class LinkNetAG(SegmentationNet):
     def __init__(self, in_channels: int = 1, out_channels: int = 1, width: int = 64, blocks_per_stage: int = 2) -> None:
         super().__init__(input_multiple=32)
         channels = [width * 2**level for level in range(4)]
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3, bias=False),
-            nn.BatchNorm2d(width),
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
-        )
+        self.stem = resnet_stem(in_channels, width)
         self.encoders = nn.ModuleList()
         previous = width
         for level, out in enumerate(channels):

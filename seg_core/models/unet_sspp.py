@@ -126,7 +126,8 @@ class UNetSSPP(UNet):
         return self.pyramid(x)
 
 
-@register_model(
+# The class is its own builder: its constructor declares the settings once.
+unet_sspp = register_model(
     ModelSpec(
         name="unet_sspp",
         title="U-Net + Swin spatial pyramid",
@@ -147,28 +148,4 @@ class UNetSSPP(UNet):
         paper_config={"width": 64, "embed_dim": 192, "num_heads": 6, "input_size": 256},
         lite_config={"width": 16, "embed_dim": 64, "num_heads": 2, "input_size": 128},
     )
-)
-def unet_sspp(
-    in_channels: int = 1,
-    out_channels: int = 1,
-    width: int = 64,
-    depth: int = 4,
-    input_size: int = 256,
-    embed_dim: int = 192,
-    num_heads: int = 6,
-    num_branches: int = 3,
-    swin_depth: int = 2,
-    mlp_ratio: float = 4.0,
-) -> UNetSSPP:
-    return UNetSSPP(
-        in_channels=in_channels,
-        out_channels=out_channels,
-        width=width,
-        depth=depth,
-        input_size=input_size,
-        embed_dim=embed_dim,
-        num_heads=num_heads,
-        num_branches=num_branches,
-        swin_depth=swin_depth,
-        mlp_ratio=mlp_ratio,
-    )
+)(UNetSSPP)

@@ -9,6 +9,36 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def resnet_stem(in_channels: int, width: int) -> nn.Sequential:
+    """The ResNet stem (He et al. 2016): 7x7 stride-2 convolution, BatchNorm, ReLU, 3x3 stride-2 max pooling (/4)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
+    )
+
+
+class ResidualBlock(nn.Module):
+    """``relu(body(x) + shortcut(x))``, the residual unit of He et al. 2016.
+
+    The shortcut is the identity, or a strided 1x1 convolution with BatchNorm where the body changes the
+    shape; subclasses only say what their body is.
+    """
+
+    def __init__(self, body: nn.Module, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.body = body
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
 class DoubleConv(nn.Sequential):
     """``2 x (conv3x3 -> BatchNorm -> ReLU)``, the U-Net stage. Keeps the spatial size."""
 
