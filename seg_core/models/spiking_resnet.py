@@ -318,6 +318,14 @@ _SPIKING_INTRO = (
 )
 
 
+# AttentionSNN and CSA-SNN share this encoder; they differ in the decoder.
+_CSA_ENCODER = (
+    "This one reads the scan with a 34-layer residual network made of spiking neurons; in every block a "
+    "channel attention step weighs which feature maps matter and a spatial attention step weighs where "
+    "in the slice to look. "
+)
+
+
 def _spiking_resnet_builder(
     attention: str, decoder: str, channel_ratio: int, default_time_steps: int
 ) -> Callable[..., SpikingResNet]:
@@ -362,9 +370,8 @@ attention_snn = register_model(
         time_steps=1,
         input_multiple=32,
         description=_SPIKING_INTRO
-        + "This one reads the scan with a 34-layer residual network made of spiking neurons; in every block a "
-        "channel attention step weighs which feature maps matter and a spatial attention step weighs where "
-        "in the slice to look. Its decoder is spiking too: it enlarges the deepest feature maps back to the "
+        + _CSA_ENCODER
+        + "Its decoder is spiking too: it enlarges the deepest feature maps back to the "
         "slice size with spiking layers, and only the last layer turns spike counts into a tumor score per "
         "pixel. It sees the slice for a single time step.",
         paper_config={"width": 64},
@@ -384,9 +391,8 @@ csa_snn = register_model(
         time_steps=1,
         input_multiple=32,
         description=_SPIKING_INTRO
-        + "This one reads the scan with a 34-layer residual network made of spiking neurons; in every block a "
-        "channel attention step weighs which feature maps matter and a spatial attention step weighs where "
-        "in the slice to look. A conventional decoder then enlarges the spikes of the deepest layer back to "
+        + _CSA_ENCODER
+        + "A conventional decoder then enlarges the spikes of the deepest layer back to "
         "the slice size and gives a tumor score per pixel. It sees the slice for a single time step.",
         paper_config={"width": 64},
         lite_config={"width": 16},
