@@ -12,7 +12,6 @@ from ui.frame import frame
 frame("Segment", "Upload a brain MRI slice or volume, choose a model, and look at the tumor it finds.")
 
 from seg_core.report import prediction_report, report_csv  # noqa: E402
-from seg_core.scans import ScanError  # noqa: E402
 from seg_core.visualize import (  # noqa: E402
     PLANES,
     TRUTH_COLOR,
@@ -24,10 +23,10 @@ from seg_core.visualize import (  # noqa: E402
     plane_spacing,
     square_pixels,
 )
-from ui.cache import mask_file, memo, predict, prewarm, segmenter, window_limits  # noqa: E402
+from ui.cache import mask_file, memo, prewarm, segmenter, window_limits  # noqa: E402
 from ui.figures import presence_strip  # noqa: E402
 from ui.state import LAST_MODEL  # noqa: E402
-from ui.widgets import model_picker, postprocessing_controls, progress_callback, scan_picker  # noqa: E402
+from ui.widgets import model_picker, postprocessing_controls, predict_with_progress, scan_picker  # noqa: E402
 
 active = scan_picker("segment")
 if active is None:
@@ -45,15 +44,9 @@ runner = segmenter(model_id)
 with st.sidebar:
     settings = postprocessing_controls("segment", runner)
 
-update, bar = progress_callback(f"Segmenting with {model_id}:") if scan.num_slices > 1 else (None, None)
-try:
-    prediction = predict(active.key, scan, model_id, settings, update)
-except ScanError as error:  # e.g. the scan lacks a sequence the model needs
-    st.error(f"Could not segment this scan: {error}")
+prediction = predict_with_progress(active, model_id, settings)
+if prediction is None:
     st.stop()
-finally:
-    if bar is not None:
-        bar.empty()
 
 truth = active.truth
 controls = st.columns([2, 2, 2, 3])

@@ -15,11 +15,10 @@ frame(
 import torch  # noqa: E402
 
 from seg_core.metrics import batch_dice, segmentation_metrics  # noqa: E402
-from seg_core.scans import ScanError  # noqa: E402
 from seg_core.visualize import TRUTH_COLOR, agreement_map, apply_window, draw_mask, overlay, square_pixels  # noqa: E402
-from ui.cache import inference_cost, memo, predict, window_limits  # noqa: E402
+from ui.cache import inference_cost, memo, window_limits  # noqa: E402
 from ui.figures import cost_figure, pairwise_figure  # noqa: E402
-from ui.widgets import models_picker, progress_callback, scan_picker, truth_picker  # noqa: E402
+from ui.widgets import models_picker, predict_with_progress, scan_picker, truth_picker  # noqa: E402
 
 active = scan_picker("compare")
 if active is None:
@@ -42,14 +41,9 @@ if len(model_ids) < 2:
 
 predictions = {}
 for model_id in model_ids:
-    update, bar = progress_callback(f"Segmenting with {model_id}:") if scan.num_slices > 1 else (None, None)
-    try:
-        predictions[model_id] = predict(active.key, scan, model_id, None, update)
-    except ScanError as error:
-        st.error(f"{model_id} could not segment this scan: {error}")
-    finally:
-        if bar is not None:
-            bar.empty()
+    prediction = predict_with_progress(active, model_id, failure=f"{model_id} could not segment this scan")
+    if prediction is not None:
+        predictions[model_id] = prediction
 if not predictions:
     st.stop()
 names = list(predictions)

@@ -15,12 +15,11 @@ frame(
 )
 
 from seg_core.explain import METHOD_INFO, METHODS, SPIKING_CAPTIONS, default_gradcam_layer, resize_map  # noqa: E402
-from seg_core.scans import ScanError  # noqa: E402
 from seg_core.visualize import apply_window, draw_mask, heatmap_overlay  # noqa: E402
-from ui.cache import explanation, gradcam_layers, predict, segmenter, window_limits  # noqa: E402
+from ui.cache import explanation, gradcam_layers, segmenter, window_limits  # noqa: E402
 from ui.figures import animated_maps, bars_figure, deletion_figure, raster_figure, rate_matrix_figure  # noqa: E402
 from ui.state import EXPLANATION  # noqa: E402
-from ui.widgets import model_picker, progress_callback, scan_picker  # noqa: E402
+from ui.widgets import model_picker, predict_with_progress, scan_picker  # noqa: E402
 
 active = scan_picker("explain")
 if active is None:
@@ -32,15 +31,9 @@ if model_id is None:
     st.stop()
 runner = segmenter(model_id)
 
-update, bar = progress_callback(f"Segmenting with {model_id}:") if scan.num_slices > 1 else (None, None)
-try:
-    prediction = predict(active.key, scan, model_id, None, update)
-except ScanError as error:
-    st.error(f"Could not segment this scan: {error}")
+prediction = predict_with_progress(active, model_id)
+if prediction is None:
     st.stop()
-finally:
-    if bar is not None:
-        bar.empty()
 
 layers = gradcam_layers(active.key, scan, model_id, 0)
 layer_names = [info.name for info in layers]

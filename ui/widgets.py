@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from seg_core.inference import MODALITY_TITLES, Segmenter
+from seg_core.inference import MODALITY_TITLES, Prediction, Segmenter
 from seg_core.scans import UNSPECIFIED, Scan, ScanError, load_scan
-from ui.cache import available_weights, file_key, sample, sample_list, scan_from_upload, weights_config
+from ui.cache import available_weights, file_key, predict, sample, sample_list, scan_from_upload, weights_config
 from ui.state import LAST_MODEL, ActiveScan, get_active_scan, set_active_scan
 
 logger = logging.getLogger(__name__)
@@ -255,3 +255,26 @@ def progress_callback(label: str):
         bar.progress(1.0 if not total else min(done / total, 1.0), text=f"{label} {done}/{total} slices")
 
     return update, bar
+
+
+def predict_with_progress(
+    active: ActiveScan,
+    model_id: str,
+    postprocessing: dict[str, Any] | None = None,
+    failure: str = "Could not segment this scan",
+) -> Prediction | None:
+    """The model's prediction, with a progress bar for volumes.
+
+    A scan the model cannot read (e.g. it lacks a sequence the model needs) shows ``failure`` and the reason,
+    and gives ``None``, so the page decides whether to stop or go on with other models.
+    """
+    label = f"Segmenting with {model_id}:"
+    update, bar = progress_callback(label) if active.scan.num_slices > 1 else (None, None)
+    try:
+        return predict(active.key, active.scan, model_id, postprocessing, update)
+    except ScanError as error:
+        st.error(f"{failure}: {error}")
+        return None
+    finally:
+        if bar is not None:
+            bar.empty()
