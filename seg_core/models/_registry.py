@@ -71,7 +71,11 @@ _REGISTRY: dict[str, ModelSpec] = {}
 
 
 def register_model(spec: ModelSpec) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator registering ``builder(**config) -> nn.Module`` under ``spec.name``."""
+    """Decorator registering ``builder(**config) -> nn.Module`` under ``spec.name``.
+
+    The builder is usually the model class itself (``unet = register_model(spec)(UNet)``), so its
+    constructor is the one place that declares the settings and their defaults.
+    """
 
     def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if spec.name in _REGISTRY:

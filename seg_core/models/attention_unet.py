@@ -52,7 +52,7 @@ class AttentionUNet(UNet):
         return self.gates[index](skip, gating=gating)
 
 
-@register_model(
+attention_unet = register_model(
     ModelSpec(
         name="attention_unet",
         title="Attention U-Net",
@@ -70,6 +70,4 @@ class AttentionUNet(UNet):
         lite_config={"width": 16},
         seed_parameters=31.7e6,
     )
-)
-def attention_unet(in_channels: int = 1, out_channels: int = 1, width: int = 64, depth: int = 4) -> AttentionUNet:
-    return AttentionUNet(in_channels=in_channels, out_channels=out_channels, width=width, depth=depth)
+)(AttentionUNet)

@@ -565,7 +565,6 @@ _PIXEL_CONFIG: dict[str, Any] = {
 }
 
 
-# Each class is its own builder: its constructor declares the settings once.
 naive_prior = register_model(
     ModelSpec(
         name="naive_prior",

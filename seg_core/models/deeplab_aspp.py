@@ -147,7 +147,6 @@ class DeepLabV3Plus(SegmentationNet):
         return F.interpolate(self.head(x), size=size, mode="bilinear", align_corners=False)
 
 
-# The class is its own builder: its constructor declares the settings once.
 deeplab_aspp = register_model(
     ModelSpec(
         name="deeplab_aspp",

@@ -122,7 +122,7 @@ class LinkNetAG(SegmentationNet):
         return self.head(x)
 
 
-@register_model(
+linknet_ag = register_model(
     ModelSpec(
         name="linknet_ag",
         title="LinkNet (attention-gated)",
@@ -139,6 +139,4 @@ class LinkNetAG(SegmentationNet):
         paper_config={"width": 64},
         lite_config={"width": 24},
     )
-)
-def linknet_ag(in_channels: int = 1, out_channels: int = 1, width: int = 64, blocks_per_stage: int = 2) -> LinkNetAG:
-    return LinkNetAG(in_channels=in_channels, out_channels=out_channels, width=width, blocks_per_stage=blocks_per_stage)
+)(LinkNetAG)

@@ -90,7 +90,7 @@ class SAUNet(UNetSkeleton):
         )
 
 
-@register_model(
+sa_unet = register_model(
     ModelSpec(
         name="sa_unet",
         title="SA-UNet",
@@ -106,15 +106,4 @@ class SAUNet(UNetSkeleton):
         paper_config={"width": 16},
         lite_config={"width": 16},
     )
-)
-def sa_unet(
-    in_channels: int = 1,
-    out_channels: int = 1,
-    width: int = 16,
-    depth: int = 3,
-    block_size: int = 7,
-    keep_prob: float = 0.9,
-) -> SAUNet:
-    return SAUNet(
-        in_channels=in_channels, out_channels=out_channels, width=width, depth=depth, block_size=block_size, keep_prob=keep_prob
-    )
+)(SAUNet)

@@ -103,7 +103,7 @@ class SegNetAG(SegmentationNet):
         return self.head(x)
 
 
-@register_model(
+segnet_ag = register_model(
     ModelSpec(
         name="segnet_ag",
         title="SegNet (attention-gated)",
@@ -120,6 +120,4 @@ class SegNetAG(SegmentationNet):
         paper_config={"width": 64},
         lite_config={"width": 16},
     )
-)
-def segnet_ag(in_channels: int = 1, out_channels: int = 1, width: int = 64, layers: Sequence[int] = VGG16_LAYERS) -> SegNetAG:
-    return SegNetAG(in_channels=in_channels, out_channels=out_channels, width=width, layers=layers)
+)(SegNetAG)

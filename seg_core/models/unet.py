@@ -34,7 +34,7 @@ class UNet(UNetSkeleton):
         super().__init__(in_channels, out_channels, channels=[width * 2**level for level in range(depth + 1)])
 
 
-@register_model(
+unet = register_model(
     ModelSpec(
         name="unet",
         title="U-Net",
@@ -45,6 +45,4 @@ class UNet(UNetSkeleton):
         lite_config={"width": 16},
         seed_parameters=31.0e6,
     )
-)
-def unet(in_channels: int = 1, out_channels: int = 1, width: int = 64, depth: int = 4) -> UNet:
-    return UNet(in_channels=in_channels, out_channels=out_channels, width=width, depth=depth)
+)(UNet)

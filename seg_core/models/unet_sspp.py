@@ -126,7 +126,6 @@ class UNetSSPP(UNet):
         return self.pyramid(x)
 
 
-# The class is its own builder: its constructor declares the settings once.
 unet_sspp = register_model(
     ModelSpec(
         name="unet_sspp",
