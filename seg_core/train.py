@@ -402,7 +402,8 @@ def export(model, config: TrainConfig, spec, modalities, model_config, history, 
 def _hardware() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
-    return f"CPU, {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    return f"CPU, {threads} thread{'s' if threads != 1 else ''}"
 
 
 class EnergyMeter:
