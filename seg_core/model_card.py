@@ -152,6 +152,19 @@ def render_model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
             f"- Fine-tuned from `{training['init_from']}` (its own training record is in `metrics.json` under "
             "`training.initial`); the energy above covers the fine-tuning only."
         )
+        initial = history.get("initial") or {}
+        if initial.get("command"):
+            spent = initial.get("energy") or {}
+            cost = f", {spent['energy_kwh']:.4f} kWh" if spent.get("energy_kwh") is not None else ""
+            lines += [
+                f"- The initial `{initial['id']}` run: {initial.get('epochs_run', '?')} epochs, "
+                f"{initial.get('wall_time_s', 0) / 60:.1f} min{cost}, trained with:",
+                "",
+                "```bash",
+                _training_command(initial["command"]),
+                "```",
+                "",
+            ]
     selection = metrics.get("selection")
     if selection:
         best = selection["chosen"]

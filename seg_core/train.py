@@ -475,4 +475,19 @@ def _record_training_totals(config: TrainConfig, energy: dict[str, Any], history
     if not (folder / "metrics.json").exists():  # no epoch improved, so nothing was exported
         return
     totals = {"epochs_run": epochs_run, "wall_time_s": round(history[-1]["elapsed_s"], 1) if history else 0.0, "energy": energy}
+    if config.init_from:
+        # A fine-tune's own figures cover only the fine-tuning: keep the initial weights' training record
+        # (command settings and totals) beside them, so the card can show the whole lineage and its cost.
+        totals["initial"] = _initial_training_record(config.init_from)
     record_metrics(folder, "training", totals, merge=True)
+
+
+def _initial_training_record(init_from: str) -> dict[str, Any]:
+    from seg_core.weights import read_config, resolve_weights
+
+    folder = resolve_weights(init_from)
+    metrics_path = folder / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    record = {key: value for key, value in metrics.get("training", {}).items() if key != "history"}
+    config = read_config(folder)
+    return {"id": config.get("id", init_from), "command": config.get("training", {}), **record}

@@ -80,6 +80,11 @@ def test_fine_tuning_inherits_the_architecture_settings(data_root, small_split) 
     summary = train(config, progress=False)
     assert summary["epochs_run"] == 1
     assert load_model(weights_dir / "unet_tuned.figshare").config["model_config"]["width"] == 4
+    # The fine-tune's record keeps where it started from, with that run's settings and cost.
+    metrics = json.loads((weights_dir / "unet_tuned.figshare" / "metrics.json").read_text())
+    initial = metrics["training"]["initial"]
+    assert initial["id"] == "unet.figshare" and initial["command"]["epochs"] == 1 and initial["epochs_run"] == 1
+    assert "energy_kwh" in initial["energy"]
 
 
 def test_unknown_schedule_is_refused(data_root, small_split) -> None:
