@@ -79,6 +79,18 @@ def _read_metrics(folder: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def _training_cost(training: dict[str, Any], elapsed_s: float | None) -> dict[str, float | None]:
+    """Minutes and kWh of the whole lineage: a fine-tune's own run plus the runs it started from."""
+    seconds, kwh, record = 0.0, 0.0, training
+    while record:
+        seconds += record.get("wall_time_s") or 0.0
+        spent = (record.get("energy") or {}).get("energy_kwh")
+        kwh = None if kwh is None or spent is None else kwh + spent
+        record = record.get("initial") or {}
+    seconds = seconds or elapsed_s or 0.0  # runs from before the totals were recorded
+    return {"train_minutes": seconds / 60 or None, "train_energy_kwh": kwh if training.get("energy") else None}
+
+
 def leaderboard_row(model_id: str, weights_dir: str | Path = WEIGHTS_DIR) -> dict[str, Any]:
     """One leaderboard row from a weights folder's config and metrics (``None`` where not measured)."""
     folder = Path(weights_dir) / model_id
@@ -109,9 +121,8 @@ def leaderboard_row(model_id: str, weights_dir: str | Path = WEIGHTS_DIR) -> dic
         "sops": cost.get("sops"),
         "energy_mj": cost.get("energy_mj"),
         "latency_ms": cost.get("latency_ms"),
-        "train_minutes": (training.get("wall_time_s") or config.get("training", {}).get("elapsed_s") or 0) / 60 or None,
-        "train_energy_kwh": training.get("energy", {}).get("energy_kwh"),
     }
+    row.update(_training_cost(training, config.get("training", {}).get("elapsed_s")))
     for metric in IMAGE_METRICS:
         row[f"{metric}_mean"] = test.get(f"{metric}_mean")
         row[f"{metric}_std"] = test.get(f"{metric}_std")

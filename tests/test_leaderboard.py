@@ -100,3 +100,20 @@ def test_committed_leaderboard_matches_the_shipped_metrics() -> None:
     assert {row["id"] for row in committed["rows"]} == set(list_weights(WEIGHTS_DIR))
     readme = (REPO / "README.md").read_text()
     assert render_markdown(committed) in readme
+
+
+def test_training_cost_counts_a_fine_tune_and_the_run_it_started_from() -> None:
+    from seg_core.leaderboard import _training_cost
+
+    fine_tune = {
+        "wall_time_s": 600.0,
+        "energy": {"energy_kwh": 0.001},
+        "initial": {"wall_time_s": 1200.0, "energy": {"energy_kwh": 0.002}},
+    }
+    cost = _training_cost(fine_tune, None)
+    assert cost["train_minutes"] == pytest.approx(30.0) and cost["train_energy_kwh"] == pytest.approx(0.003)
+    # An initial run that was not metered makes the total unknown rather than too small.
+    unmetered = {"wall_time_s": 600.0, "energy": {"energy_kwh": 0.001}, "initial": {"wall_time_s": 1200.0}}
+    assert _training_cost(unmetered, None)["train_energy_kwh"] is None
+    # Runs from before the totals were recorded fall back to the config's elapsed time.
+    assert _training_cost({}, 120.0) == {"train_minutes": pytest.approx(2.0), "train_energy_kwh": None}
