@@ -88,7 +88,8 @@ def _training_cost(training: dict[str, Any], elapsed_s: float | None) -> dict[st
         kwh = None if kwh is None or spent is None else kwh + spent
         record = record.get("initial") or {}
     seconds = seconds or elapsed_s or 0.0  # runs from before the totals were recorded
-    return {"train_minutes": seconds / 60 or None, "train_energy_kwh": kwh if training.get("energy") else None}
+    # An empty record never entered the loop: nothing was metered, so the energy is unknown, not zero.
+    return {"train_minutes": seconds / 60 or None, "train_energy_kwh": kwh if training else None}
 
 
 def leaderboard_row(model_id: str, weights_dir: str | Path = WEIGHTS_DIR) -> dict[str, Any]:

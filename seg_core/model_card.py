@@ -10,13 +10,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from seg_core.data import DATASETS
 from seg_core.models import get_spec
 from seg_core.weights import files_section
 
 __all__ = ["DATASET_INFO", "render_model_card", "write_model_card"]
-
-# Data sets evaluated per patient volume as well as per slice.
-VOLUMETRIC = ("lgg", "brats2015", "brats")
 
 DATASET_INFO = {
     "figshare": {
@@ -63,6 +61,12 @@ def _training_command(training: dict[str, Any]) -> str:
     if training.get("out_id"):
         parts.append(f"--out-id {training['out_id']}")
     return " \\\n    ".join(parts)
+
+
+def _volumetric(dataset: str | None) -> bool:
+    """Whether ``dataset`` is evaluated per patient volume (the adapter says so), as ``select`` does."""
+    adapter = DATASETS.get(dataset or "")
+    return bool(adapter is not None and adapter.volumetric)
 
 
 def _row(label: str, summary: dict[str, Any], metric: str) -> str:
@@ -171,7 +175,7 @@ def render_model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
         lines.append(
             f"- Inference settings chosen on the {selection['split']} split (`python -m seg_core select`): threshold {best['threshold']}, "
             f"fill holes {best['fill_holes']}, largest component only {best['largest_component_only']}, left-right flip TTA "
-            f"{best['flip_tta']}; {selection['split']} {'per-volume' if config.get('dataset') in VOLUMETRIC else 'per-image'} Dice {selection['default_dice_mean']:.4f} with the defaults, "
+            f"{best['flip_tta']}; {selection['split']} {'per-volume' if _volumetric(config.get('dataset')) else 'per-image'} Dice {selection['default_dice_mean']:.4f} with the defaults, "
             f"{best['dice_mean']:.4f} with these."
         )
     lines += ["", "## Test figures"]
