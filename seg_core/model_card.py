@@ -178,6 +178,11 @@ def render_model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
             f"{best['flip_tta']}; {selection['split']} {'per-volume' if _volumetric(config.get('dataset')) else 'per-image'} Dice {selection['default_dice_mean']:.4f} with the defaults, "
             f"{best['dice_mean']:.4f} with these."
         )
+    if config.get("inference_dtype") == "bfloat16":
+        lines.append(
+            "- Inference runs under bfloat16 autocast, as in training, on CPUs with AVX-512 BF16 or AMX and on "
+            "bfloat16 GPUs (2-3x faster); other devices run float32, whose masks can differ in a few boundary pixels."
+        )
     lines += ["", "## Test figures"]
     if test:
         lines += [

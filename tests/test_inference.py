@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from seg_core.inference import ModalityError, Segmenter, select_channels
+from seg_core.inference import ModalityError, Segmenter, fast_bfloat16, select_channels
 from seg_core.models import create_model
 from seg_core.postprocess import PostProcessing
 from seg_core.scans import UNSPECIFIED, Scan
-from seg_core.weights import load_model, save_pretrained
+from seg_core.weights import LoadedModel, load_model, save_pretrained
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +88,24 @@ def test_threshold_changes_the_mask(bright_pixel_segmenter: Segmenter) -> None:
     loose = bright_pixel_segmenter(scan, PostProcessing(threshold=0.01)).mask.sum()
     strict = bright_pixel_segmenter(scan, PostProcessing(threshold=0.99)).mask.sum()
     assert loose > strict
+
+
+def _with_config(segmenter: Segmenter, **changes) -> LoadedModel:
+    return LoadedModel(segmenter.model, {**segmenter.config, **changes}, Path("."), "local")
+
+
+def test_bfloat16_follows_the_config_and_the_hardware(bright_pixel_segmenter: Segmenter) -> None:
+    # Weights without "inference_dtype" (every float32-trained one) never switch precision.
+    assert bright_pixel_segmenter.bfloat16 is False
+    asks = Segmenter(_with_config(bright_pixel_segmenter, inference_dtype="bfloat16"))
+    assert asks.bfloat16 is fast_bfloat16(torch.device("cpu"))
+    assert Segmenter(_with_config(bright_pixel_segmenter, inference_dtype="bfloat16"), bfloat16=False).bfloat16 is False
+
+
+def test_bfloat16_mask_matches_float32(bright_pixel_segmenter: Segmenter) -> None:
+    # Forced on: autocast runs on any CPU (emulated where not native); the mask must agree.
+    scan = make_scan(3, 48)
+    reference = bright_pixel_segmenter(scan).mask
+    fast = Segmenter(_with_config(bright_pixel_segmenter), bfloat16=True)(scan).mask
+    assert reference.sum() > 0
+    assert (reference != fast).mean() < 0.01
