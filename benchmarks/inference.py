@@ -54,14 +54,24 @@ def main() -> None:
     parser.add_argument("--model", default="unet.figshare")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "float32", "bfloat16"),
+        default="auto",
+        help="auto: as the weights' config and the CPU allow",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    segmenter = Segmenter.from_pretrained(args.model)
+    segmenter = Segmenter.from_pretrained(args.model, bfloat16=None if args.precision == "auto" else args.precision == "bfloat16")
     rows = []
     for label, scan, target in [("slice 256x256", phantom(1, 256), 0.100), ("volume 240x240x155", phantom(155, 240), 10.0)]:
         times = time_case(segmenter, scan, args.repeats if scan.num_slices == 1 else max(3, args.repeats // 2))
         rows.append((label, statistics.median(times), min(times), target, peak_rss_mb()))
-    print(f"model {args.model}, input size {segmenter.input_size}, {args.threads} threads, torch {torch.__version__}")
+    precision = "bfloat16 autocast" if segmenter.bfloat16 else "float32"
+    print(
+        f"model {args.model}, input size {segmenter.input_size}, {precision}, flip TTA {segmenter.flip_tta}, "
+        f"{args.threads} threads, torch {torch.__version__}"
+    )
     print(f"{'case':<22}{'median s':>10}{'min s':>10}{'target s':>10}{'met':>6}{'peak RSS MB':>13}")
     for label, median, fastest, target, rss in rows:
         print(f"{label:<22}{median:>10.3f}{fastest:>10.3f}{target:>10.3f}{'yes' if median <= target else 'no':>6}{rss:>13.0f}")
