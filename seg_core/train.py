@@ -271,7 +271,6 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     run_start = time.monotonic()
     meter = EnergyMeter(config.carbon_country, energy_before)
     with meter:
-        epoch = start_epoch
         for epoch in range(start_epoch, config.epochs):
             if best_epoch >= 0 and epoch - best_epoch > config.patience:
                 log.info("early stop: no validation improvement for %d epochs", config.patience)
@@ -348,12 +347,15 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             )
             checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
     energy = dict(meter.spent)
-    _record_training_totals(config, energy, history, epoch + 1)
+    # Epochs completed, resumed runs included (an early stop or the time budget breaks before the
+    # loop's current epoch runs, so the loop variable would count one too many).
+    epochs_run = len(history)
+    _record_training_totals(config, energy, history, epochs_run)
     return {
         "model_id": config.model_id,
         "best_val_dice": best_dice,
         "best_epoch": best_epoch,
-        "epochs_run": epoch + 1,
+        "epochs_run": epochs_run,
         **energy,
     }
 

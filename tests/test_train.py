@@ -65,9 +65,21 @@ def test_train_checkpoint_resume_and_energy_record(data_root, small_split) -> No
 
     loaded = load_model(weights_dir / "unet.figshare")
     assert loaded.config["training"]["schedule"] == "cosine" and loaded.config["training"]["bf16"] is True
+    # Trained under bfloat16 autocast: inference may run the same way where the hardware allows.
+    assert loaded.config["inference_dtype"] == "bfloat16"
     with torch.inference_mode():
         out = loaded.model(torch.zeros(1, 1, 32, 32))
     assert out.shape == (1, 1, 32, 32) and torch.isfinite(out).all()
+
+
+def test_a_spent_time_budget_counts_only_the_epochs_that_ran(data_root, small_split) -> None:
+    weights_dir = small_split / "weights"
+    train(_config(data_root, weights_dir, epochs=1), progress=False)
+    config = _config(data_root, weights_dir, epochs=4)
+    config.max_minutes = 1e-9  # spent before the resumed run's first epoch starts
+    summary = train(config, resume=True, progress=False)
+    assert summary["epochs_run"] == 1
+    assert json.loads((weights_dir / "unet.figshare" / "metrics.json").read_text())["training"]["epochs_run"] == 1
 
 
 def test_fine_tuning_inherits_the_architecture_settings(data_root, small_split) -> None:
