@@ -28,7 +28,7 @@ from seg_core.inference import Segmenter
 from seg_core.models import create_model
 from seg_core.samples import load_sample, sample_file
 from seg_core.scans import load_scan, save_mask
-from seg_core.weights import WEIGHTS_DIR, load_model, save_pretrained
+from seg_core.weights import WEIGHTS_DIR, load_model, read_config, save_pretrained
 
 SPIKING_ID = "tcsa_snn.phantom"
 
@@ -92,7 +92,8 @@ def test_models_lists_ids_inputs_and_metrics(client: TestClient) -> None:
     models = {m["id"]: m for m in client.get("/models").json()}
     assert set(models) == {"unet.figshare", SPIKING_ID}
     unet = models["unet.figshare"]
-    assert unet["inputs"]["modalities"] == ["t1c"] and unet["inputs"]["input_size"] == [128, 128]
+    shipped = read_config(WEIGHTS_DIR / "unet.figshare")
+    assert unet["inputs"]["modalities"] == ["t1c"] and unet["inputs"]["input_size"] == shipped["input_size"]
     assert 0.7 < unet["metrics"]["figshare"]["dice_mean"] < 0.8 and not unet["spiking"]
     assert models[SPIKING_ID]["spiking"] and models[SPIKING_ID]["metrics"] == {}
 
