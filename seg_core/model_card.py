@@ -156,13 +156,18 @@ def render_model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
             f"- Fine-tuned from `{training['init_from']}` (its own training record is in `metrics.json` under "
             "`training.initial`); the energy above covers the fine-tuning only."
         )
-        initial = history.get("initial") or {}
-        if initial.get("command"):
+        # The runs this one started from, earliest first: a fine-tune of a fine-tune keeps the
+        # whole chain under nested `initial` records, and reproducing it means running them all.
+        lineage, record = [], history.get("initial") or {}
+        while record.get("command"):
+            lineage.insert(0, record)
+            record = record.get("initial") or {}
+        for step, initial in enumerate(lineage, start=1):
             spent = initial.get("energy") or {}
             cost = f", {spent['energy_kwh']:.4f} kWh" if spent.get("energy_kwh") is not None else ""
             lines += [
-                f"- The initial `{initial['id']}` run: {initial.get('epochs_run', '?')} epochs, "
-                f"{initial.get('wall_time_s', 0) / 60:.1f} min{cost}, trained with:",
+                f"- Step {step} of {len(lineage) + 1}, the `{initial['id']}` run it builds on: {initial.get('epochs_run', '?')} "
+                f"epochs, {initial.get('wall_time_s', 0) / 60:.1f} min{cost}, trained with:",
                 "",
                 "```bash",
                 _training_command(initial["command"]),

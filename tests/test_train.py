@@ -98,6 +98,13 @@ def test_fine_tuning_inherits_the_architecture_settings(data_root, small_split) 
     assert initial["id"] == "unet.figshare" and initial["command"]["epochs"] == 1 and initial["epochs_run"] == 1
     assert "energy_kwh" in initial["energy"]
 
+    # A fine-tune of that fine-tune: its card lists the whole chain, earliest run first.
+    config.init_from = str(weights_dir / "unet_tuned.figshare")
+    config.out_id = "unet_tuned_twice.figshare"
+    train(config, progress=False)
+    card = (weights_dir / "unet_tuned_twice.figshare" / "README.md").read_text()
+    assert card.index("Step 1 of 3, the `unet.figshare` run") < card.index("Step 2 of 3, the `unet_tuned.figshare` run")
+
 
 def test_unknown_schedule_is_refused(data_root, small_split) -> None:
     config = _config(data_root, small_split / "weights", epochs=1)
