@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from seg_core.model_card import training_lineage
 from seg_core.weights import WEIGHTS_DIR, list_weights, read_config
 
 log = logging.getLogger(__name__)
@@ -81,12 +82,11 @@ def _read_metrics(folder: Path) -> dict[str, Any]:
 
 def _training_cost(training: dict[str, Any], elapsed_s: float | None) -> dict[str, float | None]:
     """Minutes and kWh of the whole lineage: a fine-tune's own run plus the runs it started from."""
-    seconds, kwh, record = 0.0, 0.0, training
-    while record:
+    seconds, kwh = 0.0, 0.0
+    for record in training_lineage(training):
         seconds += record.get("wall_time_s") or 0.0
         spent = (record.get("energy") or {}).get("energy_kwh")
         kwh = None if kwh is None or spent is None else kwh + spent
-        record = record.get("initial") or {}
     seconds = seconds or elapsed_s or 0.0  # runs from before the totals were recorded
     # An empty record never entered the loop: nothing was metered, so the energy is unknown, not zero.
     return {"train_minutes": seconds / 60 or None, "train_energy_kwh": kwh if training else None}

@@ -7,6 +7,7 @@ is typed in by hand.
 from __future__ import annotations
 
 import json
+from itertools import takewhile
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from seg_core.data import DATASETS
 from seg_core.models import get_spec
 from seg_core.weights import files_section
 
-__all__ = ["DATASET_INFO", "render_model_card", "write_model_card"]
+__all__ = ["DATASET_INFO", "render_model_card", "training_lineage", "write_model_card"]
 
 DATASET_INFO = {
     "figshare": {
@@ -29,6 +30,19 @@ DATASET_INFO = {
     },
     "brats2015": {"title": "BraTS 2015 training cases (Menze et al. 2015)", "license": "cc-by-nc-sa-3.0", "hub": "brats2015"},
 }
+
+
+def training_lineage(training: dict[str, Any]) -> list[dict[str, Any]]:
+    """A run's training record from ``metrics.json`` and those of the runs it started from, latest first.
+
+    A fine-tune (``--init-from``) keeps its starting run's record under ``initial``, and a fine-tune
+    of a fine-tune nests them, so the chain is as deep as the lineage.
+    """
+    chain, record = [], training
+    while record:
+        chain.append(record)
+        record = record.get("initial") or {}
+    return chain
 
 
 def _training_command(training: dict[str, Any]) -> str:
@@ -156,12 +170,8 @@ def render_model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
             f"- Fine-tuned from `{training['init_from']}` (its own training record is in `metrics.json` under "
             "`training.initial`); the energy above covers the fine-tuning only."
         )
-        # The runs this one started from, earliest first: a fine-tune of a fine-tune keeps the
-        # whole chain under nested `initial` records, and reproducing it means running them all.
-        lineage, record = [], history.get("initial") or {}
-        while record.get("command"):
-            lineage.insert(0, record)
-            record = record.get("initial") or {}
+        # The runs this one started from, earliest first: reproducing it means running them all.
+        lineage = list(takewhile(lambda record: record.get("command"), training_lineage(history)[1:]))[::-1]
         for step, initial in enumerate(lineage, start=1):
             spent = initial.get("energy") or {}
             cost = f", {spent['energy_kwh']:.4f} kWh" if spent.get("energy_kwh") is not None else ""
