@@ -36,6 +36,7 @@ def _train(args: argparse.Namespace) -> int:
         schedule=args.schedule,
         bf16=args.bf16,
         crop=args.crop,
+        ema_decay=args.ema_decay,
         **({"weights_dir": args.weights_dir} if args.weights_dir else {}),
     )
     summary = train(config, resume=args.resume, progress=not args.no_progress)
@@ -253,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init-from", default="", help="start from these trained weights (id or folder), e.g. to fine-tune")
     train.add_argument("--schedule", choices=("plateau", "cosine"), default="plateau", help="learning-rate schedule")
     train.add_argument("--crop", type=int, default=0, help="train on random crops of this side (tumor-centred 2 in 3)")
+    train.add_argument(
+        "--ema-decay",
+        type=float,
+        default=0.0,
+        help="validate and export an exponential moving average of the weights with this decay per step (e.g. 0.998; 0: off)",
+    )
     train.add_argument("--bf16", action="store_true", help="bfloat16 autocast (fast on AVX-512 BF16 CPUs and GPUs)")
     train.add_argument("--no-progress", action="store_true", help="no tqdm bars (for logs)")
     train.set_defaults(handler=_train)

@@ -70,6 +70,8 @@ def _training_command(training: dict[str, Any]) -> str:
         parts.append(f"--crop {training['crop']}")
     if training.get("bf16"):
         parts.append("--bf16")
+    if training.get("ema_decay"):
+        parts.append(f"--ema-decay {training['ema_decay']}")
     if training.get("init_from"):
         parts.append(f"--init-from {training['init_from']}")
     if training.get("out_id"):

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from seg_core.data import load_split, open_dataset
 from seg_core.metrics import batch_dice
@@ -78,6 +79,11 @@ class TrainConfig:
     bf16: bool = False
     # Train on random crops of this side (0: whole images) of images cached at ``size``.
     crop: int = 0
+    # Exponential moving average of the weights (and BatchNorm statistics) with this decay per
+    # optimiser step, 0 for none. Validation, early stopping and the exported weights then use the
+    # average, which smooths the step-to-step noise of small-batch training (Polyak & Juditsky 1992;
+    # the "model EMA" of timm and of Tan & Le's EfficientNet). Its horizon is about 1 / (1 - decay) steps.
+    ema_decay: float = 0.0
     # Country whose grid carbon intensity codecarbon uses to turn measured energy (kWh) into CO2eq.
     carbon_country: str = "DEU"
 
@@ -239,6 +245,15 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         _record_training_totals(config, dict(meter.spent), [{"elapsed_s": summary["elapsed_s"]}], 1)
         return {**summary, **meter.spent}
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if not 0.0 <= config.ema_decay < 1.0:
+        raise ValueError(f"ema_decay must lie in [0, 1), got {config.ema_decay}")
+    averaged = (
+        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+        if config.ema_decay
+        else None
+    )
+    # The network that is validated and exported: the running average where there is one.
+    scored = averaged.module if averaged is not None else model
     if config.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1))
     elif config.schedule == "plateau":
@@ -257,6 +272,10 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
+        if averaged is not None:
+            if "averaged" not in checkpoint:
+                raise ValueError(f"{checkpoint_path} was written without --ema-decay; resume it without, or start afresh")
+            averaged.load_state_dict(checkpoint["averaged"])
         torch.set_rng_state(checkpoint["torch_rng"])
         start_epoch = int(checkpoint["epoch"]) + 1
         best_dice, best_epoch = float(checkpoint["best_dice"]), int(checkpoint["best_epoch"])
@@ -302,8 +321,10 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if averaged is not None:
+                    averaged.update_parameters(model)
                 losses.append(loss.item())
-            val_dice = validate(model, val_arrays, device, config.batch_size * 2)
+            val_dice = validate(scored, val_arrays, device, config.batch_size * 2)
             if config.schedule == "plateau":
                 scheduler.step(val_dice)
             else:
@@ -328,11 +349,12 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             )
             if val_dice > best_dice:
                 best_dice, best_epoch = val_dice, epoch
-                export(model, config, spec, modalities, model_config, history, best_dice, best_epoch, elapsed)
+                export(scored, config, spec, modalities, model_config, history, best_dice, best_epoch, elapsed)
             checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
             torch.save(
                 {
                     "model": model.state_dict(),
+                    **({"averaged": averaged.state_dict()} if averaged is not None else {}),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "torch_rng": torch.get_rng_state(),

@@ -135,3 +135,31 @@ def test_crop_training_learns_on_patches_and_validates_whole_images(data_root, s
     config.crop = 64  # larger than the 32 px training size
     with pytest.raises(ValueError, match="crop"):
         train(config, progress=False)
+
+
+def test_weight_averaging_validates_exports_and_resumes_the_average(data_root, small_split) -> None:
+    weights_dir = small_split / "weights"
+    config = _config(data_root, weights_dir, epochs=1)
+    config.ema_decay = 0.9
+    train(config, progress=False)
+    checkpoint = torch.load(small_split / "runs" / "unet.figshare" / "checkpoint.pt", weights_only=True)
+    exported = load_model(weights_dir / "unet.figshare").model.state_dict()
+    averaged = {key.removeprefix("module."): value for key, value in checkpoint["averaged"].items()}
+    raw = checkpoint["model"]
+    name = "encoder.0.block.0.weight" if "encoder.0.block.0.weight" in raw else next(k for k in raw if k.endswith("weight"))
+    # The exported weights are the average (stored as float16), not the last optimiser step.
+    torch.testing.assert_close(exported[name].float(), averaged[name].half().float())
+    assert not torch.allclose(averaged[name], raw[name])
+    steps_per_epoch = int(checkpoint["averaged"]["n_averaged"])  # one update per optimiser step
+    assert steps_per_epoch >= 1
+
+    config.epochs = 2
+    summary = train(config, resume=True, progress=False)
+    assert summary["epochs_run"] == 2
+    resumed = torch.load(small_split / "runs" / "unet.figshare" / "checkpoint.pt", weights_only=True)
+    assert int(resumed["averaged"]["n_averaged"]) == 2 * steps_per_epoch  # continued, not restarted
+    assert "--ema-decay 0.9" in (weights_dir / "unet.figshare" / "README.md").read_text()
+
+    config.ema_decay = 1.0
+    with pytest.raises(ValueError, match="ema_decay"):
+        train(config, progress=False)
