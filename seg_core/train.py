@@ -248,9 +248,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     if not 0.0 <= config.ema_decay < 1.0:
         raise ValueError(f"ema_decay must lie in [0, 1), got {config.ema_decay}")
     averaged = (
-        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
-        if config.ema_decay
-        else None
+        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True) if config.ema_decay else None
     )
     # The network that is validated and exported: the running average where there is one.
     scored = averaged.module if averaged is not None else model
