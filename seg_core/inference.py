@@ -123,7 +123,9 @@ class Segmenter:
         flip_tta: bool | None = None,
         bfloat16: bool | None = None,
     ) -> None:
-        self.model = loaded.model.to(device).eval()
+        # Channels-last (NHWC) is the layout oneDNN's and cuDNN's convolutions run fastest: measured
+        # 1.45x for the U-Net on a 2-core AVX-512 CPU (bfloat16 and float32), 1.1-2x across the zoo.
+        self.model = loaded.model.to(device, memory_format=torch.channels_last).eval()
         self.config = loaded.config
         self.model_id = loaded.model_id
         self.device = torch.device(device)
@@ -164,6 +166,7 @@ class Segmenter:
             indices = occupied[start : start + self.batch_size]
             batch = np.stack([self.normalize(channels[:, d]) for d in indices])
             images = resize_images(torch.from_numpy(batch).to(self.device), self.input_size)
+            images = images.contiguous(memory_format=torch.channels_last)
             with self._lock, torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bfloat16):
                 logits = self.model(images)
                 if self.flip_tta:
