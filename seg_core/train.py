@@ -210,9 +210,9 @@ def recalibrate_batchnorm(
     A weight average's BatchNorm buffers are averages of the running statistics the trained network
     had along the way, not the statistics of the averaged weights; SWA (Izmailov et al. 2018) therefore
     recomputes them with one pass over the training data (``torch.optim.swa_utils.update_bn``). The
-    pass runs under the training precision, as inference does. Measured on the shipped
-    ``unet.figshare`` (an EMA): validation per-image Dice 0.7713 -> 0.7751. ``model`` itself is left
-    alone, so the running average goes on from its own buffers.
+    pass runs under the training precision, as inference does. Measured on an averaged
+    ``unet.figshare``: validation per-image Dice 0.7713 -> 0.7751 (after ``select``). ``model`` itself
+    is left alone, so the running average goes on from its own buffers.
     """
     copied = copy.deepcopy(model)
     batches = (
