@@ -273,9 +273,6 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     averaged = (
         AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True) if config.ema_decay else None
     )
-    # The network that is validated and exported: the running average (its BatchNorm statistics
-    # recomputed each epoch) where there is one.
-    scored = averaged.module if averaged is not None else model
     if config.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1))
     elif config.schedule == "plateau":
@@ -346,8 +343,13 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
                 if averaged is not None:
                     averaged.update_parameters(model)
                 losses.append(loss.item())
-            if averaged is not None:
-                scored = recalibrate_batchnorm(averaged.module, train_arrays["images"], device, config.batch_size, config.bf16)
+            # The network that is validated and exported: the running average, its BatchNorm
+            # statistics recomputed, where there is one.
+            scored = (
+                recalibrate_batchnorm(averaged.module, train_arrays["images"], device, config.batch_size, config.bf16)
+                if averaged is not None
+                else model
+            )
             val_dice = validate(scored, val_arrays, device, config.batch_size * 2)
             if config.schedule == "plateau":
                 scheduler.step(val_dice)
