@@ -36,6 +36,7 @@ def _train(args: argparse.Namespace) -> int:
         schedule=args.schedule,
         bf16=args.bf16,
         crop=args.crop,
+        augment=args.augment,
         ema_decay=args.ema_decay,
         **({"weights_dir": args.weights_dir} if args.weights_dir else {}),
     )
@@ -254,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init-from", default="", help="start from these trained weights (id or folder), e.g. to fine-tune")
     train.add_argument("--schedule", choices=("plateau", "cosine"), default="plateau", help="learning-rate schedule")
     train.add_argument("--crop", type=int, default=0, help="train on random crops of this side (tumor-centred 2 in 3)")
+    train.add_argument(
+        "--augment",
+        choices=("standard", "strong"),
+        default="standard",
+        help="augmentation strength (strong: wider affine range, blur, simulated low resolution)",
+    )
     train.add_argument(
         "--ema-decay",
         type=float,

@@ -80,6 +80,8 @@ class TrainConfig:
     bf16: bool = False
     # Train on random crops of this side (0: whole images) of images cached at ``size``.
     crop: int = 0
+    # "standard" or "strong" (wider affine range, blur, simulated low resolution: see ``augmentation``).
+    augment: str = "standard"
     # Exponential moving average of the weights (and BatchNorm statistics) with this decay per
     # optimiser step, 0 for none. Validation, early stopping and the exported weights then use the
     # average, which smooths the step-to-step noise of small-batch training (Polyak & Juditsky 1992;
@@ -131,8 +133,17 @@ def load_arrays(config: TrainConfig, split_name: str, groups: list[str]) -> dict
     return arrays
 
 
-def augmentation(seed: int, crop: int = 0):
+AUGMENTATIONS = ("standard", "strong")
+
+
+def augmentation(seed: int, crop: int = 0, strength: str = "standard"):
     """MONAI augmentations applied to one ``{"image": (C,H,W), "mask": (1,H,W)}`` sample.
+
+    ``"standard"``: left-right flip, rotation up to 15 degrees, scaling by up to 15 %, shifts,
+    intensity scale/shift, gamma and noise. ``"strong"`` widens the geometry (30 degrees, 25 %)
+    and gamma range and adds Gaussian blur and simulated low resolution, after nnU-Net's default
+    2D scheme (Isensee et al. 2021), to regularise long fine-tunes that overfit the standard set.
+    Up-down flips stay out of both: slices are never shown upside down.
 
     With ``crop``, a ``crop`` x ``crop`` patch is cut after augmentation, centred on a tumor pixel
     two times in three (on background otherwise), so a network can learn full-resolution detail at
@@ -145,26 +156,39 @@ def augmentation(seed: int, crop: int = 0):
         RandCropByPosNegLabeld,
         RandFlipd,
         RandGaussianNoised,
+        RandGaussianSmoothd,
         RandScaleIntensityd,
         RandShiftIntensityd,
+        RandSimulateLowResolutiond,
     )
 
+    if strength not in AUGMENTATIONS:
+        raise ValueError(f"augmentation must be one of {', '.join(AUGMENTATIONS)}, not {strength!r}")
+    strong = strength == "strong"
     transform = Compose(
         [
             RandFlipd(keys=("image", "mask"), prob=0.5, spatial_axis=1),
             RandAffined(
                 keys=("image", "mask"),
                 prob=0.7,
-                rotate_range=(np.pi / 12,),
-                scale_range=(0.15, 0.15),
+                rotate_range=(np.pi / 6 if strong else np.pi / 12,),
+                scale_range=(0.25, 0.25) if strong else (0.15, 0.15),
                 translate_range=(0.06, 0.06),
                 mode=("bilinear", "nearest"),
                 padding_mode="zeros",
             ),
             RandScaleIntensityd(keys="image", factors=0.15, prob=0.5),
             RandShiftIntensityd(keys="image", offsets=0.08, prob=0.5),
-            RandAdjustContrastd(keys="image", gamma=(0.75, 1.35), prob=0.3),
+            RandAdjustContrastd(keys="image", gamma=(0.7, 1.5) if strong else (0.75, 1.35), prob=0.3),
             RandGaussianNoised(keys="image", std=0.02, prob=0.2),
+            *(
+                [
+                    RandGaussianSmoothd(keys="image", sigma_x=(0.5, 1.0), sigma_y=(0.5, 1.0), prob=0.2),
+                    RandSimulateLowResolutiond(keys="image", zoom_range=(0.5, 1.0), upsample_mode="bilinear", prob=0.25),
+                ]
+                if strong
+                else []
+            ),
             *(
                 [
                     RandCropByPosNegLabeld(
@@ -304,7 +328,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         log.info("resumed %s at epoch %d (best val Dice %.4f at epoch %d)", config.model_id, start_epoch, best_dice, best_epoch)
     if config.crop and not 16 <= config.crop <= config.size:
         raise ValueError(f"crop {config.crop} must lie between 16 and the training size {config.size}")
-    transform = augmentation(config.seed + start_epoch, config.crop)
+    transform = augmentation(config.seed + start_epoch, config.crop, config.augment)
     n_train = len(train_arrays["images"])
     run_start = time.monotonic()
     meter = EnergyMeter(config.carbon_country, energy_before)

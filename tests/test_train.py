@@ -137,6 +137,40 @@ def test_crop_training_learns_on_patches_and_validates_whole_images(data_root, s
         train(config, progress=False)
 
 
+def test_strong_augmentation_keeps_image_and_mask_aligned_and_reaches_further(data_root, small_split) -> None:
+    from seg_core.train import augmentation
+
+    # A bright square whose mask is the square itself: whatever geometry is applied, the
+    # transformed image must still be brightest where the transformed mask is.
+    image = np.zeros((1, 64, 64), np.float32)
+    image[0, 20:44, 16:40] = 1.0
+    mask = (image > 0).astype(np.float32)
+
+    def area_ratios(strength: str) -> np.ndarray:
+        transform = augmentation(seed=0, strength=strength)
+        ratios = []
+        for _ in range(150):
+            out = train_module._one(transform({"image": image.copy(), "mask": mask.copy()}))
+            moved_image, moved_mask = np.asarray(out["image"])[0], np.asarray(out["mask"])[0]
+            assert set(np.unique(moved_mask)) <= {0.0, 1.0}  # nearest-neighbour labels stay binary
+            inside, outside = moved_image[moved_mask > 0].mean(), moved_image[moved_mask == 0].mean()
+            assert inside > outside + 0.3
+            ratios.append(moved_mask.sum() / mask.sum())
+        return np.array(ratios)
+
+    standard, strong = area_ratios("standard"), area_ratios("strong")
+    # Scaling by up to 25 % instead of 15 % changes the tumor's area by up to ~56 % instead of ~32 %.
+    assert np.abs(np.log(strong)).max() > np.abs(np.log(standard)).max() + 0.1
+
+    with pytest.raises(ValueError, match="standard, strong"):
+        augmentation(seed=0, strength="extreme")
+
+    config = _config(data_root, small_split / "weights", epochs=1)
+    config.augment = "strong"
+    assert train(config, progress=False)["epochs_run"] == 1
+    assert load_model(small_split / "weights" / "unet.figshare").config["training"]["augment"] == "strong"
+
+
 def test_weight_averaging_validates_exports_and_resumes_the_average(data_root, small_split) -> None:
     weights_dir = small_split / "weights"
     config = _config(data_root, weights_dir, epochs=1)
