@@ -7,41 +7,27 @@ import json
 import logging
 import sys
 import warnings
-from typing import Any
 
 
 def _train(args: argparse.Namespace) -> int:
-    from seg_core.train import TrainConfig, train
+    from seg_core.train import train
+    from seg_core.train_config import config_from_args
 
-    model_config: dict[str, Any] = json.loads(args.model_config) if args.model_config else {}
-    if args.width:
-        model_config["width"] = args.width
-    config = TrainConfig(
-        arch=args.arch,
-        dataset=args.dataset,
-        data_root=args.data_root,
-        model_config=model_config,
-        preset="" if args.preset == "defaults" else args.preset,
-        size=args.size,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        patience=args.patience,
-        seed=args.seed,
-        device=args.device,
-        threads=args.threads,
-        max_minutes=args.max_minutes,
-        out_id=args.out_id or "",
-        init_from=args.init_from,
-        schedule=args.schedule,
-        bf16=args.bf16,
-        crop=args.crop,
-        augment=args.augment,
-        ema_decay=args.ema_decay,
-        **({"weights_dir": args.weights_dir} if args.weights_dir else {}),
-    )
-    summary = train(config, resume=args.resume, progress=not args.no_progress)
+    summary = train(config_from_args(args), resume=args.resume, progress=not args.no_progress)
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _train_zoo(args: argparse.Namespace) -> int:
+    from seg_core.zoo import ZooQueue, protocol_for, run_queue
+
+    architectures = tuple(name for name in args.architectures.split(",") if name)
+    queue = ZooQueue(protocol_for(args.dataset, args.budget_minutes, architectures), args.data_root)
+    if not args.status:
+        run_queue(queue, workers=args.workers)
+    for model_id, job in queue.state.items():
+        figures = " ".join(f"{key} {job[key]:.4f}" for key in ("val_dice", "test_dice") if key in job)
+        print(f"{model_id:<28} {job['status']:<10} {figures}")
     return 0
 
 
@@ -163,16 +149,24 @@ def _select(args: argparse.Namespace) -> int:
 
 
 def _split(args: argparse.Namespace) -> int:
-    from seg_core.data import open_dataset, split_path, write_split
+    from seg_core.data import coco_split_from_figshare, open_dataset, split_path, write_split
 
     path = split_path(args.dataset)
     if path.exists() and not args.force:
         print(f"error: {path} exists; committed splits keep results reproducible (use --force to replace it)", file=sys.stderr)
         return 2
-    groups = open_dataset(args.dataset, args.data_root).groups()
+    dataset = open_dataset(args.dataset, args.data_root)
+    groups = dataset.groups()
+    # Stratified where the adapter knows strata (tumor type, tumor volume, source), so every part
+    # gets its share of each kind of patient.
+    strata = dataset.strata() if hasattr(dataset, "strata") else None
     fractions = tuple(float(f) for f in args.fractions.split(","))
-    written = write_split(args.dataset, groups, fractions, args.seed, args.note)  # type: ignore[arg-type]
-    print(f"wrote {written} ({len(groups)} groups)")
+    # The COCO images are Figshare slices: they inherit the Figshare split, never a split of their own.
+    inherited = coco_split_from_figshare(groups) if args.dataset == "coco" else None
+    written = write_split(  # type: ignore[arg-type]
+        args.dataset, groups, fractions, args.seed, args.note, unit=args.unit, strata=strata, split=inherited
+    )
+    print(f"wrote {written} ({len(groups)} groups{', stratified' if strata else ''})")
     return 0
 
 
@@ -224,52 +218,26 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from seg_core.train_config import add_train_arguments
+
     parser = argparse.ArgumentParser(prog="python -m seg_core", description="BrainSeg Studio: brain tumor segmentation engine.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train an architecture on a dataset's training split")
-    train.add_argument("--arch", required=True, help="registry name, e.g. unet")
-    train.add_argument("--dataset", required=True, help="figshare, lgg, brats2015 ...")
-    train.add_argument("--data-root", required=True, help="folder holding the dataset folders (e.g. ../shared/data)")
-    train.add_argument("--width", type=int, default=0, help="first-stage channels (unet: 64 paper, 16 lite)")
-    train.add_argument("--model-config", default="", help="extra architecture settings as JSON")
-    train.add_argument(
-        "--preset",
-        choices=("lite", "paper", "defaults"),
-        default="lite",
-        help="architecture settings to start from (lite: CPU-sized; paper: the published sizes); --width/--model-config override",
-    )
-    train.add_argument("--size", type=int, default=128, help="training resolution in pixels (square)")
-    train.add_argument("--epochs", type=int, default=60)
-    train.add_argument("--batch-size", type=int, default=16)
-    train.add_argument("--lr", type=float, default=1e-3)
-    train.add_argument("--patience", type=int, default=10, help="early stopping: epochs without validation gain")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    train.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
-    train.add_argument("--max-minutes", type=float, default=0.0, help="stop after this many minutes (resume later)")
-    train.add_argument("--out-id", default="", help="weights id (default <arch>.<dataset>)")
-    train.add_argument("--weights-dir", default="", help="where to write the weights folder (default weights/)")
-    train.add_argument("--resume", action="store_true", help="continue from runs/<id>/checkpoint.pt")
-    train.add_argument("--init-from", default="", help="start from these trained weights (id or folder), e.g. to fine-tune")
-    train.add_argument("--schedule", choices=("plateau", "cosine"), default="plateau", help="learning-rate schedule")
-    train.add_argument("--crop", type=int, default=0, help="train on random crops of this side (tumor-centred 2 in 3)")
-    train.add_argument(
-        "--augment",
-        choices=("standard", "strong"),
-        default="standard",
-        help="augmentation strength (strong: wider affine range, blur, simulated low resolution)",
-    )
-    train.add_argument(
-        "--ema-decay",
-        type=float,
-        default=0.0,
-        help="validate and export an exponential moving average of the weights with this decay per step (e.g. 0.998; 0: off)",
-    )
-    train.add_argument("--bf16", action="store_true", help="bfloat16 autocast (fast on AVX-512 BF16 CPUs and GPUs)")
-    train.add_argument("--no-progress", action="store_true", help="no tqdm bars (for logs)")
+    add_train_arguments(train)
     train.set_defaults(handler=_train)
+
+    zoo = commands.add_parser("train-zoo", help="train every architecture of a dataset under one protocol (resumable queue)")
+    zoo.add_argument("--dataset", required=True, help="figshare, lgg or brats")
+    zoo.add_argument("--data-root", required=True, help="folder holding the dataset folders (e.g. ../shared/data)")
+    zoo.add_argument("--budget-minutes", type=float, default=0.0, help="CPU-minutes per model (default: the protocol's)")
+    zoo.add_argument("--workers", type=int, default=2, help="jobs at once, one thread each")
+    zoo.add_argument(
+        "--architectures", default="", help="comma-separated: run only these jobs this time (the naive prior always)"
+    )
+    zoo.add_argument("--status", action="store_true", help="print the queue and exit")
+    zoo.set_defaults(handler=_train_zoo)
 
     models = commands.add_parser("models", help="list architectures and trained weights")
     models.add_argument("--json", action="store_true")
@@ -318,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--fractions", default="0.7,0.15,0.15", help="train,val,test fractions of the groups")
     split.add_argument("--seed", type=int, default=0)
     split.add_argument("--note", default="")
+    split.add_argument("--unit", default="patient", help="what one group is, recorded in the file")
     split.add_argument("--force", action="store_true", help="replace an existing split file")
     split.set_defaults(handler=_split)
 

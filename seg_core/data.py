@@ -31,7 +31,7 @@ import json
 import logging
 import random
 import re
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +45,7 @@ __all__ = [
     "open_dataset",
     "load_split",
     "make_split",
+    "coco_split_from_figshare",
     "write_split",
     "SPLITS_DIR",
     "FigshareDataset",
@@ -95,20 +96,41 @@ def _read_gray(path: Path) -> np.ndarray:
         return np.asarray(image.convert("L"))
 
 
+def read_figshare_patients(folder: Path) -> dict[int, tuple[str, str]]:
+    """``{slice id: (patient, tumor type)}`` from ``patients.csv`` (columns ``id,patient,tumor_type``).
+
+    A folder without the file (a copy made from the release's images alone) gives ``{}``: its slices
+    cannot be placed in the committed split, but can still be evaluated as a whole (``--split all``).
+
+    Raises:
+        DatasetError: the file lacks those columns.
+    """
+    import csv
+
+    path = folder / "patients.csv"
+    if not path.exists():
+        logger.warning("no %s: each Figshare slice is its own group and no committed split applies", path)
+        return {}
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or not {"id", "patient", "tumor_type"} <= set(rows[0]):
+        raise DatasetError(f"{path} must have the columns id,patient,tumor_type")
+    return {int(row["id"]): (row["patient"], row["tumor_type"]) for row in rows}
+
+
 class FigshareDataset:
     """Cheng et al. 2015 T1-contrast slices: ``figshare/images/<id>.png`` + ``masks/<id>.png``.
 
-    There are no patient ids, and consecutive ids are mostly slices of one patient, so the unit of
-    splitting is a block of ``BLOCK`` consecutive ids (``"0001-0064"``, ...). Blocks depend only on
-    the id, so a full download (ids 1..3064, 512x512) uses the same committed split.
+    The unit of splitting is the patient, read from ``figshare/patients.csv``. Each patient's slices
+    come in up to five runs of consecutive ids (one per imaging plane, far apart), so blocks of ids
+    would put one patient in several splits; ``tumor_type`` (meningioma, glioma, pituitary) is the
+    stratum of the committed split. Slices whose id is not in ``patients.csv`` are left out; without
+    the file each slice is its own group ``id-<n>`` (fine for ``--split all``, matching no split).
     """
 
     name = "figshare"
     modalities = ("t1c",)
     volumetric = False
-    BLOCK = 64
-    # The full release holds ids 1..3064: 48 blocks of 64.
-    ALL_GROUPS = tuple(f"{start:04d}-{start + 63:04d}" for start in range(1, 3065, 64))
 
     def __init__(self, root: str | Path) -> None:
         root = Path(root)
@@ -116,18 +138,24 @@ class FigshareDataset:
         self.images_dir, self.masks_dir = folder / "images", folder / "masks"
         if not self.images_dir.is_dir() or not self.masks_dir.is_dir():
             raise DatasetError(f"no Figshare layout (images/ and masks/) under {root}")
+        self._patients = read_figshare_patients(folder)
         self._ids = sorted(
             int(path.stem)
             for path in self.images_dir.glob("*.png")
-            if path.stem.isdigit() and (self.masks_dir / path.name).exists()
+            if path.stem.isdigit()
+            and (self.masks_dir / path.name).exists()
+            and (not self._patients or int(path.stem) in self._patients)
         )
         if not self._ids:
-            raise DatasetError(f"no image/mask pairs in {self.images_dir}")
+            raise DatasetError(f"no image/mask pairs (listed in patients.csv, where there is one) in {self.images_dir}")
 
-    @classmethod
-    def group_of(cls, case_id: int) -> str:
-        start = (case_id - 1) // cls.BLOCK * cls.BLOCK + 1
-        return f"{start:04d}-{start + cls.BLOCK - 1:04d}"
+    def group_of(self, case_id: int) -> str:
+        """The patient of slice ``case_id`` (``id-<n>`` when ``patients.csv`` does not know it)."""
+        return self._patients[case_id][0] if case_id in self._patients else f"id-{case_id}"
+
+    def strata(self) -> dict[str, str]:
+        """``{patient: tumor type}``, the strata of the committed split."""
+        return {self.group_of(i): self._patients.get(i, ("", "unknown"))[1] for i in self._ids}
 
     def groups(self) -> list[str]:
         return sorted({self.group_of(i) for i in self._ids})
@@ -151,13 +179,16 @@ def _unknown_group(dataset: str, group: str, known: Sequence[str]) -> DatasetErr
 
 
 class LggDataset:
-    """Buda et al. 2019 TCGA-LGG stacks: ``lgg/kaggle_3m/<case>/<case>_<n>.tif`` + ``<case>_<n>_mask.tif``.
+    """Buda et al. 2019 TCGA-LGG stacks, in two layouts read together.
 
-    Images are RGB TIFFs whose channels are (pre-contrast T1, FLAIR, post-contrast T1), read with
-    Pillow in that RGB order (OpenCV would give BGR and swap T1 and T1c). Where a sequence was
-    missing the release repeats FLAIR in its channel. Masks outline the FLAIR abnormality; many
-    slices hold no tumor. Slices are sorted numerically by ``<n>`` to build a volume; the slice
-    spacing is not published, so ``spacing`` is ``None``.
+    * ``lgg/kaggle_3m/<case>/<case>_<n>.tif`` + ``<case>_<n>_mask.tif``: the download, 256x256;
+    * ``lgg/kaggle_3m_128/<case>/<case>_<n>.png`` + ``<case>_<n>_mask.png``: further patients at 128x128.
+
+    Images are RGB whose channels are (pre-contrast T1, FLAIR, post-contrast T1), read with Pillow
+    in that RGB order (OpenCV would give BGR and swap T1 and T1c). Where a sequence was missing the
+    release repeats FLAIR in its channel. Masks outline the FLAIR abnormality; many slices hold no
+    tumor. Slices are sorted numerically by ``<n>`` to build a volume; the slice spacing is not
+    published, so ``spacing`` is ``None``. Each case keeps its own resolution; training resizes.
 
     A group is a case folder ``TCGA_<inst>_<patient>_<date>``. Every patient has exactly one folder
     (one date) in the release, so folders are patients; ``patient_of`` gives ``TCGA_<inst>_<patient>``
@@ -167,27 +198,36 @@ class LggDataset:
         >>> ds = LggDataset("../shared/data")                          # doctest: +SKIP
         >>> image, mask, spacing = ds.load_volume(ds.groups()[0])      # doctest: +SKIP
         >>> image.shape, mask.shape, spacing                           # doctest: +SKIP
-        ((3, 20, 256, 256), (20, 256, 256), None)
+        ((3, 20, 128, 128), (20, 128, 128), None)
     """
 
     name = "lgg"
     modalities = ("t1", "flair", "t1c")
     volumetric = True
+    LAYOUTS = ("kaggle_3m", "kaggle_3m_128")
+    # Patients per tumor-volume stratum: 70/14/14 % of 7 is 5/1/1, so each stratum of patients with
+    # similar tumor volume gives every part its share.
+    STRATUM_SIZE = 7
 
     def __init__(self, root: str | Path) -> None:
         root = Path(root)
-        candidates = [root / "lgg" / "kaggle_3m", root / "kaggle_3m", root / "lgg", root]
+        for base in (root / "lgg", root):
+            folders = [base / name for name in self.LAYOUTS if (base / name).is_dir()]
+            if folders:
+                break
+        else:
+            folders = [root]  # a folder of case folders passed directly
         self._slices: dict[str, list[tuple[int, Path, Path]]] = {}
-        for folder in candidates:
-            if folder.is_dir():
-                self._slices = self._index(folder)
-                if self._slices:
-                    self.folder = folder
-                    break
+        self.folders: dict[str, Path] = {}
+        for folder in folders:
+            for case, slices in self._index(folder).items():
+                if case in self._slices:
+                    raise DatasetError(f"LGG case {case} is in both {self.folders[case]} and {folder}")
+                self._slices[case], self.folders[case] = slices, folder
         if not self._slices:
             raise DatasetError(
-                f"no LGG layout under {root}: expected <root>/lgg/kaggle_3m/<case>/<case>_<n>.tif with <case>_<n>_mask.tif, "
-                "or the kaggle_3m folder itself"
+                f"no LGG layout under {root}: expected <root>/lgg/kaggle_3m/<case>/<case>_<n>.tif with <case>_<n>_mask.tif "
+                "(or kaggle_3m_128/ with .png), or such a folder itself"
             )
 
     @staticmethod
@@ -197,13 +237,13 @@ class LggDataset:
         for case_dir in folder.iterdir():
             if not case_dir.is_dir():
                 continue
-            pattern = re.compile(rf"{re.escape(case_dir.name)}_(\d+)\.tif")
+            pattern = re.compile(rf"{re.escape(case_dir.name)}_(\d+)\.(tif|png)")
             slices = []
             for path in case_dir.iterdir():
                 found = pattern.fullmatch(path.name)
                 if found is None:
                     continue
-                mask_path = path.with_name(f"{case_dir.name}_{found.group(1)}_mask.tif")
+                mask_path = path.with_name(f"{case_dir.name}_{found.group(1)}_mask.{found.group(2)}")
                 if not mask_path.exists():
                     raise DatasetError(f"LGG slice {path} has no mask {mask_path.name}")
                 slices.append((int(found.group(1)), path, mask_path))
@@ -211,6 +251,27 @@ class LggDataset:
                 # Numeric order: lexical order would put slice 10 before slice 2.
                 cases[case_dir.name] = sorted(slices)
         return cases
+
+    def folder_of(self, group: str) -> Path:
+        """The case folder of ``group``."""
+        self._case(group)
+        return self.folders[group] / group
+
+    def tumor_volume(self, group: str) -> float:
+        """Tumor area summed over the slices, in pixels at 256x256 (128 px cases count 4 per pixel)."""
+        from PIL import Image
+
+        total = 0.0
+        for _, _, mask_path in self._case(group):
+            with Image.open(mask_path) as mask:
+                truth = np.asarray(mask.convert("L")) > 127
+            total += truth.sum() * (256 / truth.shape[1]) ** 2
+        return total
+
+    def strata(self) -> dict[str, str]:
+        """``{case: tumor-volume stratum}``: patients ranked by tumor volume, cut into runs of :attr:`STRATUM_SIZE`."""
+        ranked = sorted(self.groups(), key=lambda group: (self.tumor_volume(group), group))
+        return {group: f"volume-rank-{rank // self.STRATUM_SIZE:02d}" for rank, group in enumerate(ranked)}
 
     @staticmethod
     def patient_of(group: str) -> str:
@@ -309,8 +370,9 @@ class BratsDataset:
 
     Decoding a case takes about half a second, so the last ``cache_size`` decoded cases are kept.
 
-    Registered twice: ``brats2015`` (:class:`Brats2015Dataset`, the data root's ``brats2015/``) and
-    ``brats`` (``brats/`` under the data root, or any folder of case folders).
+    Registered twice: ``brats`` (every case of the data root's ``brats2015/``, ``brats2018/`` and
+    ``brats/`` together, or any folder of case folders) and ``brats2015`` (:class:`Brats2015Dataset`,
+    ``brats2015/`` alone: the split of the first, 4-case models).
 
     Example:
         >>> ds = open_dataset("brats2015", "../shared/data")           # doctest: +SKIP
@@ -322,7 +384,9 @@ class BratsDataset:
     name = "brats"
     modalities = ("flair", "t1c")
     volumetric = True
-    folder_names: tuple[str, ...] = ("brats",)
+    # Case folders under the data root, read together: the z-scored 2015 cases and the raw-intensity
+    # 2018 cases (and a user's own ``brats/``), so one split and one model cover both sources.
+    folder_names: tuple[str, ...] = ("brats2015", "brats2018", "brats")
 
     def __init__(self, root: str | Path, cache_size: int = 2) -> None:
         root = Path(root)
@@ -330,18 +394,16 @@ class BratsDataset:
         if (layout := self.layout_of(root)) is not None:
             # A single case folder passed directly.
             self._cases = {root.name: (root, layout)}
-            self.folder = root.parent
         else:
-            for folder in [root / name for name in self.folder_names] + [root]:
-                if folder.is_dir():
-                    self._cases = {
-                        case.name: (case, layout)
-                        for case in sorted(folder.iterdir())
-                        if case.is_dir() and (layout := self.layout_of(case)) is not None
-                    }
-                    if self._cases:
-                        self.folder = folder
-                        break
+            folders = [root / name for name in self.folder_names if (root / name).is_dir()] or [root]
+            for folder in folders:
+                for case in sorted(folder.iterdir()) if folder.is_dir() else []:
+                    if case.is_dir() and (layout := self.layout_of(case)) is not None:
+                        if case.name in self._cases:
+                            raise DatasetError(
+                                f"BraTS case {case.name} is in both {self._cases[case.name][0].parent} and {folder}"
+                            )
+                        self._cases[case.name] = (case, layout)
         if not self._cases:
             expected = "; ".join(f"{name}: <case>/{stems[0]}.nii.gz" for name, stems in BRATS_LAYOUTS.items())
             raise DatasetError(
@@ -371,6 +433,14 @@ class BratsDataset:
 
     def groups(self) -> list[str]:
         return sorted(self._cases)
+
+    def folder_of(self, group: str) -> Path:
+        """The case folder of ``group``."""
+        return self._case(group)[0]
+
+    def strata(self) -> dict[str, str]:
+        """``{case: source folder}`` (``brats2015``, ``brats2018``, ...): each source gets its share of every part."""
+        return {group: self.folder_of(group).parent.name for group in self.groups()}
 
     def layout(self, group: str) -> str:
         """The naming scheme of case ``group``: ``"2015"``, ``"2020"`` or ``"2023"``."""
@@ -446,8 +516,10 @@ class CocoDataset:
     """Roboflow "Tumor Segmentation" COCO export: ``roboflow_coco/<subset>/`` images + ``_annotations.coco.json``.
 
     The images are Figshare T1c slices stretched to 640x640 and named after their Figshare id
-    (``1030_jpg.rf.<hash>.jpg`` is Figshare slice 1030), so the group of an image is its Figshare block
-    (:meth:`FigshareDataset.group_of`) and the split follows the Figshare one. Images are read as one
+    (``1030_jpg.rf.<hash>.jpg`` is Figshare slice 1030), so the group of an image is its Figshare
+    patient (from the data root's ``figshare/patients.csv``) and the split follows the Figshare one.
+    An id that ``patients.csv`` does not list (its patient is not in the Figshare copy) becomes the
+    group ``id-<n>``. Images are read as one
     gray channel. Caution: the "polygons" are axis-aligned rectangles drawn around the tumor, not
     outlines, so the masks are boxes: fine for reading COCO, poor ground truth for outline quality
     (Dice against a box rewards box-shaped predictions).
@@ -476,6 +548,10 @@ class CocoDataset:
             raise DatasetError(
                 f"no COCO export under {root}: expected <root>/roboflow_coco/<subset>/{self.ANNOTATIONS} or a folder holding it"
             )
+        figshare = next(
+            (f for f in (root / "figshare", root.parent / "figshare", root.parent.parent / "figshare") if f.is_dir()), None
+        )
+        self._figshare_patients = read_figshare_patients(figshare) if figshare is not None else {}
         # {group: [(case_id, image path, (width, height), [polygon, ...]), ...]}
         self._images: dict[str, list[tuple[str, Path, tuple[int, int], list[list[float]]]]] = {}
         for annotation_file in annotation_files:
@@ -501,7 +577,8 @@ class CocoDataset:
                 raise DatasetError(f"{annotation_file} lists {entry['file_name']}, which is not in {path.parent}")
             figshare_id = re.match(r"\d+", path.name)
             if figshare_id is not None:
-                group = FigshareDataset.group_of(int(figshare_id.group()))
+                number = int(figshare_id.group())
+                group = self._figshare_patients[number][0] if number in self._figshare_patients else f"id-{number}"
             else:
                 logger.warning("COCO image %s does not start with a Figshare id; it forms its own group", path.name)
                 group = path.stem
@@ -551,24 +628,50 @@ def open_dataset(name: str, root: str | Path):
 
 
 def make_split(
-    groups: list[str], fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 0
+    groups: list[str],
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    seed: int = 0,
+    strata: dict[str, str] | None = None,
 ) -> dict[str, list[str]]:
     """Shuffle ``groups`` with ``seed`` and cut them into train/val/test by ``fractions``.
 
-    Val and test each get at least one group when there are three or more groups.
+    With ``strata`` (``{group: stratum}``, e.g. tumor type), each stratum is shuffled and cut on its
+    own, so every part gets its share of each stratum (rounded per stratum). Without, val and test
+    each get at least one group when there are three or more groups.
     """
     if len(groups) < 3:
         raise ValueError(f"need at least 3 groups (patients) to split, got {len(groups)}")
-    order = sorted(groups)
-    random.Random(seed).shuffle(order)
-    n_val = max(1, round(fractions[1] * len(order)))
-    n_test = max(1, round(fractions[2] * len(order)))
-    n_train = len(order) - n_val - n_test
-    return {
-        "train": sorted(order[:n_train]),
-        "val": sorted(order[n_train : n_train + n_val]),
-        "test": sorted(order[n_train + n_val :]),
-    }
+    if strata is None:
+        strata = dict.fromkeys(groups, "")
+    missing = sorted(set(groups) - set(strata))
+    if missing:
+        raise ValueError(f"no stratum for {len(missing)} groups, e.g. {missing[:3]}")
+    rng = random.Random(seed)
+    split: dict[str, list[str]] = {name: [] for name in SPLIT_NAMES}
+    names = sorted({strata[group] for group in groups})
+    # Unstratified, val and test get at least one group; per stratum, rounding decides.
+    minimum = 1 if len(names) == 1 else 0
+    for stratum in names:
+        order = sorted(group for group in groups if strata[group] == stratum)
+        rng.shuffle(order)
+        n_val = max(minimum, round(fractions[1] * len(order)))
+        n_test = max(minimum, round(fractions[2] * len(order)))
+        n_train = len(order) - n_val - n_test
+        split["train"] += order[:n_train]
+        split["val"] += order[n_train : n_train + n_val]
+        split["test"] += order[n_train + n_val :]
+    return {name: sorted(members) for name, members in split.items()}
+
+
+def coco_split_from_figshare(groups: Sequence[str]) -> dict[str, list[str]]:
+    """The COCO export's split: each Figshare patient keeps its Figshare part; ``id-<n>`` groups (patients
+    absent from the Figshare copy, so in none of its parts) go to test."""
+    figshare = load_split("figshare")
+    part_of = {group: name for name in SPLIT_NAMES for group in figshare[name]}
+    split: dict[str, list[str]] = {name: [] for name in SPLIT_NAMES}
+    for group in groups:
+        split[part_of.get(group, "test")].append(group)
+    return split
 
 
 def split_path(dataset: str) -> Path:
@@ -585,6 +688,7 @@ def write_split(
     unit: str = "patient",
     split: dict[str, list[str]] | None = None,
     directory: str | Path | None = None,
+    strata: dict[str, str] | None = None,
 ) -> Path:
     """Write ``<directory>/<dataset_name>.json`` (default ``splits/``) and return its path.
 
@@ -601,12 +705,13 @@ def write_split(
         split: an explicit assignment to write instead of :func:`make_split` (e.g. one inherited
             from another dataset); it must place every group of ``groups`` exactly once.
         directory: where to write; defaults to :data:`SPLITS_DIR`.
+        strata: ``{group: stratum}`` for a stratified :func:`make_split`; recorded per part as counts.
 
     Raises:
         ValueError: fewer than 3 groups, or an explicit ``split`` that misses or repeats a group.
     """
     if split is None:
-        split = make_split(list(groups), fractions, seed)
+        split = make_split(list(groups), fractions, seed, strata)
     placed = [group for name in SPLIT_NAMES for group in split.get(name, [])]
     if len(placed) != len(set(placed)) or set(placed) != set(groups):
         raise ValueError(f"split must place each of the {len(set(groups))} groups in exactly one of {SPLIT_NAMES}")
@@ -614,6 +719,8 @@ def write_split(
     if note:
         content["note"] = note
     content.update({"seed": seed, "fractions": list(fractions)})
+    if strata:
+        content["strata"] = {name: dict(sorted(Counter(strata[group] for group in split[name]).items())) for name in SPLIT_NAMES}
     content.update({name: sorted(split[name]) for name in SPLIT_NAMES})
     path = Path(directory or SPLITS_DIR) / f"{dataset_name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

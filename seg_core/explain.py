@@ -170,8 +170,7 @@ def slice_input(segmenter: Segmenter, scan: Scan, index: int) -> torch.Tensor:
     """
     if not 0 <= index < scan.num_slices:
         raise ValueError(f"slice index {index} is outside the scan's 0..{scan.num_slices - 1}")
-    channels = segmenter.prepare(scan)[:, index]
-    image = torch.from_numpy(segmenter.normalize(channels))[None]
+    image = torch.from_numpy(segmenter.normalize.slice(segmenter.prepare(scan), index))[None]
     return resize_images(image, segmenter.input_size).float()
 
 

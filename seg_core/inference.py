@@ -161,10 +161,11 @@ class Segmenter:
         probabilities = np.zeros((depth, height, width), dtype=np.float32)
         # Empty slices carry no information; skipping them keeps volumes fast.
         occupied = [d for d in range(depth) if np.any(channels[:, d])]
+        normalized = self.normalize.volume(channels)
         done = 0
         for start in range(0, len(occupied), self.batch_size):
             indices = occupied[start : start + self.batch_size]
-            batch = np.stack([self.normalize(channels[:, d]) for d in indices])
+            batch = np.stack([self.normalize.slice(channels, d, normalized) for d in indices])
             images = resize_images(torch.from_numpy(batch).to(self.device), self.input_size)
             images = images.contiguous(memory_format=torch.channels_last)
             with self._lock, torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bfloat16):

@@ -41,7 +41,7 @@ PUBLISHED = (
 PUBLISHED_NOTE = (
     "The seeds' figures are not comparable with ours: they split slices at random (slices of one patient "
     "in both training and test), averaged Dice per batch rather than per image, and selected models on "
-    "validation or test data; ours split by patient (id blocks for figshare), average per image, select on "
+    "validation or test data; ours split by patient, average per image, select on "
     "validation only and report the held-out test split once."
 )
 
@@ -107,6 +107,9 @@ def leaderboard_row(model_id: str, weights_dir: str | Path = WEIGHTS_DIR) -> dic
         "id": model_id,
         "architecture": config["architecture"],
         "dataset": dataset,
+        # False for weights trained before Zoo v2 on a split that has since been replaced: their figures
+        # come from other test patients (and may include patients the current split tests on).
+        "current_split": config.get("split_sha256") == split_sha256(dataset),
         "spiking": bool(config.get("spiking", False)),
         "input_size": config.get("input_size"),
         "test_images": test.get("n"),
@@ -129,6 +132,16 @@ def leaderboard_row(model_id: str, weights_dir: str | Path = WEIGHTS_DIR) -> dic
         row[f"{metric}_std"] = test.get(f"{metric}_std")
     row["dice_median"] = test.get("per_image", {}).get("dice_median")
     return row
+
+
+def split_sha256(dataset: str) -> str | None:
+    """The sha256 of the committed split file of ``dataset``, or ``None`` when there is none."""
+    import hashlib
+
+    from seg_core.data import split_path
+
+    path = split_path(dataset)
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
 
 
 def _ranking_figure(row: dict[str, Any]) -> float:
@@ -197,7 +210,7 @@ def render_markdown(board: dict[str, Any]) -> str:
             "|---|---|" + ("---|---|" if volumetric else "") + "---|---|---|---|---|---|---|---|",
         ]
         for row in rows:
-            cells = [f"`{row['id']}`", "yes" if row["spiking"] else "no"]
+            cells = [f"`{row['id']}`" + ("" if row["current_split"] else " †"), "yes" if row["spiking"] else "no"]
             if volumetric:
                 cells.append(_mean_std(row["volume_dice_mean"], row["volume_dice_std"]))
                 cells.append(_mean_std(row["tumor_slice_dice_mean"], row["tumor_slice_dice_std"]))
@@ -209,6 +222,13 @@ def render_markdown(board: dict[str, Any]) -> str:
             ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+    if any(not row["current_split"] for row in board["rows"]):
+        lines += [
+            "† Trained and tested on a split that has since been replaced (before Zoo v2: figshare by blocks of ids, "
+            "which let a patient's other planes sit in training). Its figures are not comparable with the others; "
+            "the training queue replaces it.",
+            "",
+        ]
     lines += ["Published figures of the seed projects:", "", "| dataset | model | Dice (as published) |", "|---|---|---|"]
     lines += [f"| {item['dataset']} | {item['model']} | {item['dice']:.3f} |" for item in board["published"]]
     lines += ["", board["published_note"]]

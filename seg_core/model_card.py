@@ -6,6 +6,7 @@ is typed in by hand.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from itertools import takewhile
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 from seg_core.data import DATASETS
 from seg_core.models import get_spec
+from seg_core.train_config import command_line
 from seg_core.weights import files_section
 
 __all__ = ["DATASET_INFO", "render_model_card", "training_lineage", "write_model_card"]
@@ -29,6 +31,11 @@ DATASET_INFO = {
         "hub": "lgg-mri-segmentation",
     },
     "brats2015": {"title": "BraTS 2015 training cases (Menze et al. 2015)", "license": "cc-by-nc-sa-3.0", "hub": "brats2015"},
+    "brats": {
+        "title": "BraTS 2015 and 2018 training cases (Menze et al. 2015; Bakas et al. 2017, 2018), whole tumor",
+        "license": "other",
+        "hub": "brats",
+    },
 }
 
 
@@ -46,37 +53,41 @@ def training_lineage(training: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _training_command(training: dict[str, Any]) -> str:
-    parts = [
-        "python -m seg_core train",
-        f"--arch {training['arch']}",
-        f"--dataset {training['dataset']}",
-        "--data-root ../shared/data",
-    ]
-    if training.get("preset", "lite") != "lite":
-        parts.append(f"--preset {training['preset'] or 'defaults'}")
-    if training.get("model_config"):
-        parts.append(f"--model-config '{json.dumps(training['model_config'])}'")
-    parts += [
-        f"--size {training['size']}",
-        f"--epochs {training['epochs']}",
-        f"--batch-size {training['batch_size']}",
-        f"--lr {training['lr']}",
-        f"--patience {training['patience']}",
-        f"--seed {training['seed']}",
-    ]
-    if training.get("schedule", "plateau") != "plateau":
-        parts.append(f"--schedule {training['schedule']}")
-    if training.get("crop"):
-        parts.append(f"--crop {training['crop']}")
-    if training.get("bf16"):
-        parts.append("--bf16")
-    if training.get("ema_decay"):
-        parts.append(f"--ema-decay {training['ema_decay']}")
-    if training.get("init_from"):
-        parts.append(f"--init-from {training['init_from']}")
-    if training.get("out_id"):
-        parts.append(f"--out-id {training['out_id']}")
-    return " \\\n    ".join(parts)
+    # The data root is where the public data sets live for the reader, not where they lay for the run.
+    return command_line(training, data_root="../shared/data")
+
+
+def _split_line(config: dict[str, Any], dataset: str) -> str:
+    """What the card can say of the split the weights were trained on: only what the record shows."""
+    from seg_core.data import split_path
+
+    recorded = config.get("split_sha256")
+    path = split_path(dataset)
+    if recorded is None:
+        return (
+            f"- The split file this run used was not recorded (trained before splits were hashed); `splits/{dataset}.json` "
+            "may have changed since, so the test figures below need not come from patients the training never saw."
+        )
+    current = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+    if recorded != current:
+        return (
+            f"- Trained on an earlier version of `splits/{dataset}.json` (sha256 {recorded[:12]}), since replaced: the test "
+            "figures below are not comparable with models of the current split."
+        )
+    return (
+        f"- Patient-level split committed in `splits/{dataset}.json` (sha256 {recorded[:12]}); selection on the validation "
+        "split only; test figures below come from the test split, which training and selection never saw."
+    )
+
+
+def _stop_line(training: dict[str, Any], history: dict[str, Any]) -> str:
+    reasons = {
+        "budget": f"the budget of {training.get('budget_cpu_minutes')} CPU-minutes was spent",
+        "early_stop": f"it stopped early: validation had not improved for {training.get('patience')} epochs",
+        "max_minutes": f"it stopped early: the wall-clock limit of {training.get('max_minutes')} min was reached (resumable)",
+        "epochs": f"all {training.get('epochs')} epochs ran",
+    }
+    return f"Ran {history.get('epochs_run', '?')} epochs; {reasons.get(history['stopped'], history['stopped'])}."
 
 
 def _volumetric(dataset: str | None) -> bool:
@@ -143,8 +154,7 @@ def render_model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
         "",
         "## Data and split",
         f"- {info['title']}; license {info['license']}.",
-        f"- Patient-level split committed in `splits/{dataset}.json`; selection on the validation split only; test figures below"
-        " come from the test split, which training and selection never saw.",
+        _split_line(config, dataset),
         "",
         "## Training",
         "```bash",
@@ -153,20 +163,29 @@ def render_model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
     ]
     history = metrics.get("training", {})
     if training:
+        level = (history.get("history") or [{}])[-1].get("val_level", "image")
         lines.append(
-            f"- Best validation per-image Dice {history.get('val_dice_per_image', float('nan')):.4f} at epoch {training.get('best_epoch')} "
-            f"(validation at the {training['size']} px training size); training wall time to that epoch "
+            f"- Best validation per-{level} Dice {history.get('val_dice_per_image', float('nan')):.4f} at epoch {training.get('best_epoch')} "
+            f"(threshold 0.5, at the {training['size']} px training size); training wall time to that epoch "
             f"{training.get('elapsed_s', 0) / 60:.1f} min on {training.get('hardware', 'CPU')}."
+        )
+    if history.get("stopped"):
+        lines.append(f"- {_stop_line(training, history)}")
+    if training.get("teacher"):
+        lines.append(
+            f"- Distilled from the teacher `{training['teacher']}` (soft targets at temperature {training['distill_temperature']}, "
+            f"weight {training['distill_weight']}, beside the Dice + cross-entropy loss on the expert masks)."
         )
     spent = history.get("energy")
     if spent:
         lines.append(
-            f"- Whole run: {history.get('epochs_run', '?')} epochs, {history.get('wall_time_s', 0) / 60:.1f} min; training energy "
+            f"- Whole run: {history.get('epochs_run', '?')} epochs, {history.get('wall_time_s', 0) / 60:.1f} min wall, "
+            f"{history.get('cpu_minutes', 0):.1f} CPU-minutes; training energy "
             f"{spent['energy_kwh']:.4f} kWh ({spent['emissions_kg'] * 1000:.1f} g CO2eq at the {spent['carbon_country']} grid "
             f"intensity), measured with {spent['energy_method']}."
         )
     elif training:
-        lines.append("- Training energy: not measured (this run predates the codecarbon tracker).")
+        lines.append("- Training energy: not recorded for this run (its metrics hold no energy measurement).")
     if training.get("init_from"):
         lines.append(
             f"- Fine-tuned from `{training['init_from']}` (its own training record is in `metrics.json` under "

@@ -12,7 +12,7 @@ the app, the CLI and the REST API can be tried and tested without any patient da
 When a data root is given (or ``BRAINSEG_DATA_ROOT`` is set), cases of the public data sets found
 there are listed too, taken from the committed *test* splits only (never training data):
 ``figshare-<id>`` (one PNG slice), ``lgg-<case>`` (a kaggle_3m case folder) and
-``brats2015-<case>`` (a BraTS 2015 case folder), each with its expert mask.
+``brats2015-<case>`` / ``brats2018-<case>`` (a BraTS case folder), each with its expert mask.
 
 Example:
     >>> from seg_core.samples import list_samples, load_sample
@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import csv
 import functools
 import gzip
 import io
@@ -214,6 +215,10 @@ def default_data_root() -> Path | None:
     return Path(value) if value and Path(value).is_dir() else None
 
 
+# BraTS case folders under the data root, with their licenses.
+BRATS_SOURCES = {"brats2015": "CC BY-NC-SA 3.0", "brats2018": "BraTS data-use terms (research, non-commercial)"}
+
+
 def _test_groups(dataset: str) -> list[str]:
     try:
         split = json.loads((_SPLITS_DIR / f"{dataset}.json").read_text())
@@ -226,32 +231,38 @@ def _data_cases(root: Path) -> dict[str, tuple[SampleInfo, Path]]:
     """Sample name -> (info, path) for the test-split cases present under ``root``."""
     cases: dict[str, tuple[SampleInfo, Path]] = {}
     figshare = root / "figshare"
-    found = 0
-    for block in _test_groups("figshare"):
-        # One slice per block (a block is mostly one patient); the local copy may lack some ids.
-        first, last = (int(part) for part in block.split("-"))
-        for case_id in range(first, last + 1):
-            image, mask = figshare / "images" / f"{case_id}.png", figshare / "masks" / f"{case_id}.png"
-            if image.is_file() and mask.is_file():
-                name = f"figshare-{case_id}"
-                title = f"Figshare slice {case_id} (T1c, test split), with its expert mask"
-                cases[name] = (SampleInfo(name, title, "figshare", True, True, f"{name}.png", "CC BY 4.0"), image)
-                found += 1
-                break
-        if found == CASES_PER_DATASET:
+    test_patients = set(_test_groups("figshare"))
+    patients_csv = figshare / "patients.csv"
+    rows = csv.DictReader(patients_csv.open(newline="")) if patients_csv.is_file() else []
+    seen: set[str] = set()
+    for row in rows:
+        # One slice per test patient, in id order; the local copy may lack some ids.
+        if row["patient"] not in test_patients or row["patient"] in seen:
+            continue
+        case_id = row["id"]
+        image, mask = figshare / "images" / f"{case_id}.png", figshare / "masks" / f"{case_id}.png"
+        if image.is_file() and mask.is_file():
+            seen.add(row["patient"])
+            name = f"figshare-{case_id}"
+            title = f"Figshare slice {case_id} (T1c, {row['tumor_type']}, test split), with its expert mask"
+            cases[name] = (SampleInfo(name, title, "figshare", True, True, f"{name}.png", "CC BY 4.0"), image)
+        if len(seen) == CASES_PER_DATASET:
             break
-    for case in _test_groups("lgg")[:CASES_PER_DATASET]:
-        folder = root / "lgg" / "kaggle_3m" / case
-        if folder.is_dir():
-            name = f"lgg-{case}"
-            title = f"LGG case {case} (stack of axial slices, test split), with its FLAIR abnormality mask"
-            cases[name] = (SampleInfo(name, title, "lgg", False, True, f"{name}.zip", "TCIA data use terms"), folder)
-    for case in _test_groups("brats2015")[:CASES_PER_DATASET]:
-        folder = root / "brats2015" / case
-        if folder.is_dir():
-            name = f"brats2015-{case}"
-            title = f"BraTS 2015 case {case} (FLAIR, T1c volumes, test split), with its tumor mask"
-            cases[name] = (SampleInfo(name, title, "brats2015", False, True, f"{name}.zip", "CC BY-NC-SA 3.0"), folder)
+    lgg_folders = [root / "lgg" / layout / case for case in _test_groups("lgg") for layout in ("kaggle_3m", "kaggle_3m_128")]
+    for folder in [folder for folder in lgg_folders if folder.is_dir()][:CASES_PER_DATASET]:
+        name = f"lgg-{folder.name}"
+        title = f"LGG case {folder.name} (stack of axial slices, test split), with its FLAIR abnormality mask"
+        cases[name] = (SampleInfo(name, title, "lgg", False, True, f"{name}.zip", "TCIA data use terms"), folder)
+    # The first test case of each source: a z-scored 2015 case and a raw-intensity 2018 case.
+    brats_folders = [
+        next((root / source / case for case in _test_groups("brats") if (root / source / case).is_dir()), None)
+        for source in BRATS_SOURCES
+    ]
+    for folder in [folder for folder in brats_folders if folder is not None]:
+        source = folder.parent.name
+        name = f"{source}-{folder.name}"
+        title = f"BraTS {source[5:]} case {folder.name} (FLAIR, T1c volumes, test split), with its tumor mask"
+        cases[name] = (SampleInfo(name, title, source, False, True, f"{name}.zip", BRATS_SOURCES[source]), folder)
     return cases
 
 

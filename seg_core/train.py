@@ -21,21 +21,25 @@ import copy
 import hashlib
 import json
 import logging
+import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 
-from seg_core.data import load_split, open_dataset
+from seg_core.data import load_split, open_dataset, split_path
 from seg_core.metrics import batch_dice
 from seg_core.model_card import write_model_card
 from seg_core.models import create_model, get_spec
-from seg_core.preprocess import IntensityNormalizer, resize_images, resize_masks
+from seg_core.preprocess import IntensityNormalizer, head_mask, resize_images, resize_masks
+from seg_core.train_config import TrainConfig
 from seg_core.weights import WEIGHTS_DIR, load_model, save_pretrained
 
 log = logging.getLogger(__name__)
@@ -43,56 +47,6 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = ROOT / "cache"
 RUNS_DIR = ROOT / "runs"
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of a training run; stored in the weights' config so the run can be repeated."""
-
-    arch: str = "unet"
-    dataset: str = "figshare"
-    data_root: str = "../shared/data"
-    model_config: dict[str, Any] = field(default_factory=dict)
-    # Starting point of the architecture settings, overridden by ``model_config``: the registry's
-    # "lite" (CPU-sized) or "paper" configuration, or "" for the constructor's defaults.
-    preset: str = "lite"
-    size: int = 128
-    epochs: int = 60
-    batch_size: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    patience: int = 10
-    plateau_patience: int = 3
-    seed: int = 0
-    device: str = "auto"
-    threads: int = 0
-    max_minutes: float = 0.0
-    normalization: dict[str, Any] = field(default_factory=lambda: IntensityNormalizer().to_dict())
-    out_id: str = ""
-    weights_dir: str = str(WEIGHTS_DIR)
-    empty_slice_fraction: float = 1.0
-    init_from: str = ""
-    # "plateau": halve the learning rate when validation Dice stalls; "cosine": anneal to zero over
-    # ``epochs`` (better for fine-tuning with a known budget).
-    schedule: str = "plateau"
-    # bfloat16 autocast: 2-3x faster convolutions on CPUs with AVX-512 BF16 and on GPUs; weights,
-    # BatchNorm statistics and the loss stay float32.
-    bf16: bool = False
-    # Train on random crops of this side (0: whole images) of images cached at ``size``.
-    crop: int = 0
-    # "standard" or "strong" (wider affine range, blur, simulated low resolution: see ``augmentation``).
-    augment: str = "standard"
-    # Exponential moving average of the weights (and BatchNorm statistics) with this decay per
-    # optimiser step, 0 for none. Validation, early stopping and the exported weights then use the
-    # average, which smooths the step-to-step noise of small-batch training (Polyak & Juditsky 1992;
-    # the "model EMA" of timm and of Tan & Le's EfficientNet). Its horizon is about 1 / (1 - decay) steps.
-    ema_decay: float = 0.0
-    # Country whose grid carbon intensity codecarbon uses to turn measured energy (kWh) into CO2eq.
-    carbon_country: str = "DEU"
-
-    @property
-    def model_id(self) -> str:
-        return self.out_id or f"{self.arch}.{self.dataset}"
 
 
 def seed_everything(seed: int) -> None:
@@ -121,16 +75,33 @@ def load_arrays(config: TrainConfig, split_name: str, groups: list[str]) -> dict
     size = (config.size, config.size)
     images, masks, volume_ids = [], [], []
     for group_index, group in enumerate(groups):
-        for sample in dataset.samples(group):
-            image = torch.from_numpy(normalize(sample.image))[None]
-            images.append(resize_images(image, size)[0].numpy().astype(np.float16))
-            masks.append(resize_masks(torch.from_numpy(sample.mask)[None, None], size)[0].numpy().astype(np.uint8))
+        for image, mask in _normalized_slices(dataset, group, normalize):
+            images.append(resize_images(torch.from_numpy(image)[None], size)[0].numpy().astype(np.float16))
+            masks.append(resize_masks(torch.from_numpy(mask)[None, None], size)[0].numpy().astype(np.uint8))
             volume_ids.append(group_index)
     if not images:
         raise ValueError(f"no slices found for split {split_name!r} of {config.dataset} under {config.data_root}")
     arrays = {"images": np.stack(images), "masks": np.stack(masks), "groups": np.asarray(volume_ids, dtype=np.int32)}
     np.savez(path, **arrays)
     return arrays
+
+
+def _normalized_slices(dataset, group: str, normalize: IntensityNormalizer) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The training slices of ``group``, normalised as inference will: ``(image (C, H, W), mask (H, W))``.
+
+    With a volume-scope normaliser the whole volume is normalised first and the slices that hold
+    head (:func:`~seg_core.preprocess.head_mask`) or tumor are kept, the ones inference does not skip.
+    """
+    if normalize.scope == "volume" and dataset.volumetric:
+        volume, mask, _ = dataset.load_volume(group)
+        normalized = normalize(volume)
+        head = np.any([head_mask(channel) for channel in volume], axis=0)
+        keep = head.any(axis=(1, 2)) | mask.any(axis=(1, 2))
+        for index in np.flatnonzero(keep):
+            yield normalized[:, index], mask[index]
+        return
+    for sample in dataset.samples(group):
+        yield normalize(sample.image), sample.mask
 
 
 AUGMENTATIONS = ("standard", "strong")
@@ -216,14 +187,33 @@ def _one(sample: dict[str, Any] | list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @torch.inference_mode()
-def validate(model: torch.nn.Module, arrays: dict[str, np.ndarray], device: torch.device, batch_size: int) -> float:
+def validate(
+    model: torch.nn.Module, arrays: dict[str, np.ndarray], device: torch.device, batch_size: int, per_volume: bool = False
+) -> float:
+    """Mean validation Dice at threshold 0.5: per image, or with ``per_volume`` per patient.
+
+    Per patient, each volume's Dice pools the overlap and sizes of its slices (``arrays["groups"]``),
+    the figure users and publications judge volumetric data sets by.
+    """
     model.eval()
-    scores = []
+    scores, overlaps, totals = [], [], []
     for start in range(0, len(arrays["images"]), batch_size):
         images = torch.from_numpy(arrays["images"][start : start + batch_size].astype(np.float32)).to(device)
-        masks = torch.from_numpy(arrays["masks"][start : start + batch_size]).to(device)
-        scores.append(batch_dice(torch.sigmoid(model(images)) >= 0.5, masks >= 0.5))
-    return float(torch.cat(scores).mean())
+        masks = torch.from_numpy(arrays["masks"][start : start + batch_size]).to(device) >= 0.5
+        predicted = torch.sigmoid(model(images).float()) >= 0.5
+        if per_volume:
+            overlaps.append((predicted & masks).flatten(1).sum(1).double())
+            totals.append((predicted.flatten(1).sum(1) + masks.flatten(1).sum(1)).double())
+        else:
+            scores.append(batch_dice(predicted, masks))
+    if not per_volume:
+        return float(torch.cat(scores).mean())
+    groups = torch.from_numpy(arrays["groups"].astype(np.int64))
+    overlap = torch.zeros(int(groups.max()) + 1, dtype=torch.float64).index_add_(0, groups, torch.cat(overlaps))
+    total = torch.zeros_like(overlap).index_add_(0, groups, torch.cat(totals))
+    present = torch.unique(groups)
+    dice = torch.where(total[present] > 0, 2 * overlap[present] / total[present].clamp(min=1), torch.ones_like(total[present]))
+    return float(dice.mean())
 
 
 def recalibrate_batchnorm(
@@ -249,7 +239,41 @@ def recalibrate_batchnorm(
 
 
 def _checkpoint_path(config: TrainConfig) -> Path:
-    return RUNS_DIR / config.model_id / "checkpoint.pt"
+    return (Path(config.checkpoint_dir) if config.checkpoint_dir else RUNS_DIR / config.model_id) / "checkpoint.pt"
+
+
+SCHEDULES = ("plateau", "cosine", "cosine_budget")
+
+
+def budget_learning_rate(base_lr: float, spent_fraction: float) -> float:
+    """Cosine annealing over a budget instead of a number of epochs: ``base_lr`` at 0, 0 when spent."""
+    return base_lr * 0.5 * (1.0 + math.cos(math.pi * min(max(spent_fraction, 0.0), 1.0)))
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """BCE between softened student and teacher tumor probabilities, scaled by T^2 (Hinton et al. 2015)."""
+    soft_targets = torch.sigmoid(teacher_logits / temperature)
+    return F.binary_cross_entropy_with_logits(student_logits / temperature, soft_targets) * temperature**2
+
+
+def _random_states() -> dict[str, Any]:
+    """Python's, NumPy's and torch's global generator states, storable under ``weights_only=True``."""
+    numpy_state = np.random.get_state()
+    return {
+        "torch_rng": torch.get_rng_state(),
+        "python_rng_json": json.dumps(random.getstate()),
+        "numpy_rng_keys": torch.from_numpy(numpy_state[1].astype(np.int64)),
+        "numpy_rng_json": json.dumps([numpy_state[0], *[float(v) if isinstance(v, float) else int(v) for v in numpy_state[2:]]]),
+    }
+
+
+def _restore_random_states(checkpoint: dict[str, Any]) -> None:
+    torch.set_rng_state(checkpoint["torch_rng"])
+    if "python_rng_json" in checkpoint:
+        version, internal, gauss = json.loads(checkpoint["python_rng_json"])
+        random.setstate((version, tuple(internal), gauss))
+        name, position, has_gauss, cached = json.loads(checkpoint["numpy_rng_json"])
+        np.random.set_state((name, checkpoint["numpy_rng_keys"].numpy().astype(np.uint32), position, has_gauss, cached))
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
@@ -297,54 +321,70 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     averaged = (
         AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True) if config.ema_decay else None
     )
-    if config.schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1))
-    elif config.schedule == "plateau":
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max", factor=0.5, patience=config.plateau_patience
-        )
-    else:
-        raise ValueError(f"unknown schedule {config.schedule!r}: use 'plateau' or 'cosine'")
+    scheduler = _make_scheduler(config, optimizer)
+    teacher = _load_teacher(config, device)
     loss_function = DiceCELoss(sigmoid=True, smooth_nr=1e-5, smooth_dr=1e-5)
+    per_volume = bool(dataset.volumetric)
     history: list[dict[str, float]] = []
-    start_epoch, best_dice, best_epoch, elapsed_before = 0, -1.0, -1, 0.0
-    energy_before: dict[str, float] = {}
+    start_epoch, best_dice, best_epoch, elapsed_before, cpu_before = 0, -1.0, -1, 0.0, 0.0
+    energy_before: dict[str, Any] = {}
     checkpoint_path = _checkpoint_path(config)
     if resume and checkpoint_path.exists():
         checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=True)
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
+        if scheduler is not None:
+            scheduler.load_state_dict(checkpoint["scheduler"])
         if averaged is not None:
             if "averaged" not in checkpoint:
                 raise ValueError(f"{checkpoint_path} was written without --ema-decay; resume it without, or start afresh")
             averaged.load_state_dict(checkpoint["averaged"])
-        torch.set_rng_state(checkpoint["torch_rng"])
+        _restore_random_states(checkpoint)
         start_epoch = int(checkpoint["epoch"]) + 1
         best_dice, best_epoch = float(checkpoint["best_dice"]), int(checkpoint["best_epoch"])
         elapsed_before = float(checkpoint["elapsed_s"])
+        cpu_before = float(checkpoint.get("cpu_s", 0.0))
         history = json.loads(checkpoint["history_json"])
         energy_before = json.loads(checkpoint.get("energy_json", "{}"))
         log.info("resumed %s at epoch %d (best val Dice %.4f at epoch %d)", config.model_id, start_epoch, best_dice, best_epoch)
     if config.crop and not 16 <= config.crop <= config.size:
         raise ValueError(f"crop {config.crop} must lie between 16 and the training size {config.size}")
-    transform = augmentation(config.seed + start_epoch, config.crop, config.augment)
+    transform = augmentation(config.seed, config.crop, config.augment)
     n_train = len(train_arrays["images"])
-    run_start = time.monotonic()
+    run_start, cpu_start = time.monotonic(), time.process_time()
+    budget_s = config.budget_cpu_minutes * 60
+
+    def cpu_spent() -> float:
+        return cpu_before + time.process_time() - cpu_start
+
+    stop_reason = "epochs"
     meter = EnergyMeter(config.carbon_country, energy_before)
     with meter:
         for epoch in range(start_epoch, config.epochs):
             if best_epoch >= 0 and epoch - best_epoch > config.patience:
                 log.info("early stop: no validation improvement for %d epochs", config.patience)
+                stop_reason = "early_stop"
                 break
             if config.max_minutes and (time.monotonic() - run_start) / 60 > config.max_minutes:
                 log.info("time budget of %.1f min spent; resume with --resume", config.max_minutes)
+                stop_reason = "max_minutes"
                 break
+            if budget_s and cpu_spent() >= budget_s:
+                stop_reason = "budget"
+                break
+            # Reseeded per epoch, so a resumed run draws the same augmentations as an unbroken one.
+            transform.set_random_state(seed=config.seed + epoch)
             model.train()
             order = np.random.default_rng(config.seed + epoch).permutation(n_train)
             losses = []
             batches = range(0, n_train - config.batch_size + 1, config.batch_size)
             for start in tqdm(batches, desc=f"epoch {epoch}", disable=not progress, leave=False):
+                if budget_s:
+                    if cpu_spent() >= budget_s:
+                        break  # the budget ends inside this epoch: validate what was learnt
+                    if config.schedule == "cosine_budget":
+                        for group in optimizer.param_groups:
+                            group["lr"] = budget_learning_rate(config.lr, cpu_spent() / budget_s)
                 items = [
                     _one(
                         transform(
@@ -360,13 +400,23 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
                 masks = torch.stack([torch.as_tensor(np.asarray(item["mask"])) for item in items]).to(device)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
                     logits = model(images)
+                    if teacher is not None:
+                        with torch.no_grad():
+                            teacher_logits = teacher(images).float()
                 loss = loss_function(logits.float(), (masks >= 0.5).float())
+                if teacher is not None:
+                    loss = loss + config.distill_weight * distillation_loss(
+                        logits.float(), teacher_logits, config.distill_temperature
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 if averaged is not None:
                     averaged.update_parameters(model)
                 losses.append(loss.item())
+            if not losses:
+                stop_reason = "budget"
+                break
             # The network that is validated and exported: the running average, its BatchNorm
             # statistics recomputed, where there is one.
             scored = (
@@ -374,10 +424,11 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
                 if averaged is not None
                 else model
             )
-            val_dice = validate(scored, val_arrays, device, config.batch_size * 2)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+                val_dice = validate(scored, val_arrays, device, config.batch_size * 2, per_volume=per_volume)
             if config.schedule == "plateau":
                 scheduler.step(val_dice)
-            else:
+            elif scheduler is not None:
                 scheduler.step()
             elapsed = elapsed_before + time.monotonic() - run_start
             history.append(
@@ -385,17 +436,22 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
                     "epoch": epoch,
                     "loss": float(np.mean(losses)),
                     "val_dice": val_dice,
+                    "val_level": "volume" if per_volume else "image",
                     "lr": optimizer.param_groups[0]["lr"],
                     "elapsed_s": elapsed,
+                    "cpu_s": cpu_spent(),
+                    "steps": len(losses),
                 }
             )
             log.info(
-                "epoch %d loss %.4f val Dice %.4f lr %.2e (%.0f s)",
+                "epoch %d loss %.4f val Dice %.4f (%s) lr %.2e (%.0f s, %.1f CPU-min)",
                 epoch,
                 np.mean(losses),
                 val_dice,
+                "per volume" if per_volume else "per image",
                 optimizer.param_groups[0]["lr"],
                 elapsed,
+                cpu_spent() / 60,
             )
             if val_dice > best_dice:
                 best_dice, best_epoch = val_dice, epoch
@@ -406,30 +462,62 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
                     "model": model.state_dict(),
                     **({"averaged": averaged.state_dict()} if averaged is not None else {}),
                     "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "torch_rng": torch.get_rng_state(),
+                    **({"scheduler": scheduler.state_dict()} if scheduler is not None else {}),
+                    **_random_states(),
                     "epoch": epoch,
                     "best_dice": best_dice,
                     "best_epoch": best_epoch,
                     "elapsed_s": elapsed,
+                    "cpu_s": cpu_spent(),
                     "history_json": json.dumps(history),
                     "energy_json": json.dumps(meter.totals()),
                 },
                 checkpoint_path.with_suffix(".tmp"),
             )
             checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
+            if budget_s and cpu_spent() >= budget_s:
+                stop_reason = "budget"
+                break
     energy = dict(meter.spent)
     # Epochs completed, resumed runs included (an early stop or the time budget breaks before the
     # loop's current epoch runs, so the loop variable would count one too many).
     epochs_run = len(history)
-    _record_training_totals(config, energy, history, epochs_run)
+    _record_training_totals(config, energy, history, epochs_run, stop_reason)
     return {
         "model_id": config.model_id,
         "best_val_dice": best_dice,
         "best_epoch": best_epoch,
         "epochs_run": epochs_run,
+        "stopped": stop_reason,
+        "cpu_minutes": round(history[-1]["cpu_s"] / 60, 2) if history else 0.0,
         **energy,
     }
+
+
+def _make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer):
+    """The epoch-stepped scheduler of ``config.schedule``; ``None`` for ``cosine_budget``, set per step."""
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1))
+    if config.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=config.plateau_patience)
+    if config.schedule == "cosine_budget":
+        if not config.budget_cpu_minutes:
+            raise ValueError("schedule 'cosine_budget' anneals over --budget-cpu-minutes; give a budget")
+        return None
+    raise ValueError(f"unknown schedule {config.schedule!r}: use one of {', '.join(SCHEDULES)}")
+
+
+def _load_teacher(config: TrainConfig, device: torch.device) -> torch.nn.Module | None:
+    """The frozen teacher network for distillation, or ``None``; it must see the student's inputs."""
+    if not config.teacher:
+        return None
+    loaded = load_model(config.teacher)
+    if loaded.config.get("normalization") != config.normalization or list(loaded.config["input_size"]) != [config.size] * 2:
+        raise ValueError(f"teacher {config.teacher} was trained on other inputs (normalisation or size) than this run")
+    teacher = loaded.model.to(device).eval()
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+    return teacher
 
 
 def fit_closed_form(
@@ -452,7 +540,7 @@ def fit_closed_form(
 
 def export(model, config: TrainConfig, spec, modalities, model_config, history, best_dice, best_epoch, elapsed) -> Path:
     """Write the current (best-on-validation) model to ``weights/<id>/``."""
-    folder = Path(config.weights_dir) / config.model_id
+    folder = Path(config.weights_dir or WEIGHTS_DIR) / config.model_id
     weights_config = {
         "id": config.model_id,
         "architecture": config.arch,
@@ -465,6 +553,8 @@ def export(model, config: TrainConfig, spec, modalities, model_config, history, 
         # computes bfloat16 natively (2-3x faster); `select` then validates in the same precision.
         "inference_dtype": "bfloat16" if config.bf16 else "float32",
         "dataset": config.dataset,
+        # Which split file the run used, so the card can tell when the committed split has moved on.
+        "split_sha256": hashlib.sha256(split_path(config.dataset).read_bytes()).hexdigest(),
         "spiking": spec.spiking,
         "training": {**asdict(config), "best_epoch": best_epoch, "elapsed_s": round(elapsed, 1), "hardware": _hardware()},
     }
@@ -544,14 +634,22 @@ class EnergyMeter:
         self._close()
 
 
-def _record_training_totals(config: TrainConfig, energy: dict[str, Any], history: list[dict[str, Any]], epochs_run: int) -> None:
+def _record_training_totals(
+    config: TrainConfig, energy: dict[str, Any], history: list[dict[str, Any]], epochs_run: int, stopped: str = "epochs"
+) -> None:
     """Add the whole run's cost (all epochs, resumed runs included) to the exported weights' metrics."""
     from seg_core.evaluate import record_metrics
 
-    folder = Path(config.weights_dir) / config.model_id
+    folder = Path(config.weights_dir or WEIGHTS_DIR) / config.model_id
     if not (folder / "metrics.json").exists():  # no epoch improved, so nothing was exported
         return
-    totals = {"epochs_run": epochs_run, "wall_time_s": round(history[-1]["elapsed_s"], 1) if history else 0.0, "energy": energy}
+    totals = {
+        "epochs_run": epochs_run,
+        "stopped": stopped,
+        "wall_time_s": round(history[-1]["elapsed_s"], 1) if history else 0.0,
+        "cpu_minutes": round(history[-1].get("cpu_s", 0.0) / 60, 2) if history else 0.0,
+        "energy": energy,
+    }
     if config.init_from:
         # A fine-tune's own figures cover only the fine-tuning: keep the initial weights' training record
         # (command settings and totals) beside them, so the card can show the whole lineage and its cost.

@@ -27,8 +27,8 @@ from seg_core.data import (
     write_split,
 )
 
-SPLIT_DATASETS = ("figshare", "lgg", "brats2015", "coco")
-DATA_FOLDERS = {"figshare": "figshare", "lgg": "lgg", "brats2015": "brats2015", "coco": "roboflow_coco"}
+SPLIT_DATASETS = ("figshare", "lgg", "brats", "brats2015", "coco")
+DATA_FOLDERS = {"figshare": "figshare", "lgg": "lgg", "brats": "brats2018", "brats2015": "brats2015", "coco": "roboflow_coco"}
 
 
 def _needs(data_root: Path, dataset: str) -> Path:
@@ -179,8 +179,8 @@ def test_lgg_reads_rgb_channels_in_order(data_root):
     assert len(groups) >= 1 and groups == sorted(groups)
     # One folder per patient: groups are patients.
     assert len({LggDataset.patient_of(group) for group in groups}) == len(groups)
-    group = groups[0]
-    folder = dataset.folder / group
+    group = next(group for group in groups if dataset.folder_of(group).parent.name == "kaggle_3m")
+    folder = dataset.folder_of(group)
     numbers = sorted(int(path.stem.split("_")[-1]) for path in folder.glob("*.tif") if not path.stem.endswith("_mask"))
     samples = list(dataset.samples(group))
     assert [sample.case_id for sample in samples] == [f"{group}/{n}" for n in numbers]  # numeric, not lexical, order
@@ -218,7 +218,7 @@ def test_brats2015_volume_matches_nibabel(data_root):
     assert mask.shape == (155, 240, 240) and mask.dtype == np.uint8
     assert spacing == pytest.approx((1.0, 1.0, 1.0))
 
-    case_dir = dataset.folder / group
+    case_dir = dataset.folder_of(group)
     labels = nib.load(str(case_dir / "OTMultiClass.nii.gz"))
     raw_labels = np.asanyarray(labels.dataobj)
     assert raw_labels.shape == (240, 240, 155)
@@ -252,11 +252,14 @@ def test_coco_boxes_and_figshare_groups(data_root):
     for annotation in content["annotations"]:
         boxes[names[annotation["image_id"]]] = annotation["bbox"]
 
+    figshare = FigshareDataset(_needs(data_root, "figshare"))
+    figshare_ids = set(figshare.case_ids())
     samples = [sample for group in dataset.groups() for sample in dataset.samples(group)]
     assert len(samples) == len(content["images"])
     for sample in samples:
         file_name = sample.case_id.split("/")[-1]
-        assert sample.group == FigshareDataset.group_of(int(file_name.split("_")[0]))
+        number = int(file_name.split("_")[0])
+        assert sample.group == (figshare.group_of(number) if number in figshare_ids else f"id-{number}")
         assert sample.extra["figshare_id"] == int(file_name.split("_")[0])
         assert sample.image.shape == (1, 640, 640) and sample.image.dtype == np.float32
         assert sample.mask.shape == (640, 640) and sample.mask.dtype == np.uint8
@@ -292,18 +295,43 @@ def test_split_covers_groups_present(data_root, name):
     placed = {group for part in SPLIT_NAMES for group in split[part]}
     missing = set(dataset.groups()) - placed
     assert not missing, f"groups in the data but in no split: {sorted(missing)[:5]}"
-    if name in ("lgg", "brats2015"):
-        assert placed == set(dataset.groups()), "the split was made over exactly the patients present"
+    assert placed == set(dataset.groups()), "the split was made over exactly the patients present"
 
 
-def test_lgg_split_keeps_patients_together():
+def test_lgg_split_keeps_patients_together_and_is_70_14_14():
     split = load_split("lgg")
     part_of: dict[str, str] = {}
     for part in SPLIT_NAMES:
         for group in split[part]:
             patient = LggDataset.patient_of(group)
             assert part_of.setdefault(patient, part) == part, f"patient {patient} is in {part_of[patient]} and {part}"
-    assert [len(split[part]) for part in SPLIT_NAMES] == [20, 4, 4]
+    assert [len(split[part]) for part in SPLIT_NAMES] == [70, 14, 14]
+    content = json.loads(split_path("lgg").read_text())
+    # 14 tumor-volume strata of 7 patients, each giving 5 / 1 / 1.
+    assert all(set(content["strata"][part].values()) == {count} for part, count in zip(SPLIT_NAMES, (5, 1, 1), strict=True))
+
+
+@pytest.mark.data
+def test_lgg_reads_both_layouts_and_strata_rank_tumor_volume(data_root):
+    dataset = LggDataset(_needs(data_root, "lgg"))
+    layouts = {group: dataset.folder_of(group).parent.name for group in dataset.groups()}
+    assert set(layouts.values()) == {"kaggle_3m", "kaggle_3m_128"}
+    small = next(group for group, layout in layouts.items() if layout == "kaggle_3m_128")
+    image, mask, _ = dataset.load_volume(small)
+    assert image.shape[0] == 3 and image.shape[2:] == (128, 128) and mask.shape == image.shape[1:]
+    assert set(np.unique(mask)) <= {0, 1}
+    strata = dataset.strata()
+    ranked = sorted(strata, key=lambda group: strata[group])
+    volumes = [dataset.tumor_volume(group) for group in (ranked[0], ranked[-1])]
+    assert volumes[0] < volumes[1], "the first stratum holds the smallest tumors"
+
+
+def test_brats_split_holds_both_sources_in_every_part():
+    content = json.loads(split_path("brats").read_text())
+    assert [len(content[part]) for part in SPLIT_NAMES] == [13, 3, 3]
+    for part in SPLIT_NAMES:
+        sources = {"2015" if group.startswith("brats_2013") else "2018" for group in content[part]}
+        assert sources == {"2015", "2018"}, f"{part} holds only {sources}"
 
 
 def test_brats2015_split_is_two_one_one_with_note():
@@ -312,16 +340,54 @@ def test_brats2015_split_is_two_one_one_with_note():
     assert "note" in content and "4 patients" in content["note"]
 
 
-def test_figshare_blocks_never_straddle_splits():
+@pytest.mark.data
+def test_figshare_split_is_by_patient_and_stratified_by_tumor_type(data_root):
+    import csv
+
+    rows = list(csv.DictReader((_needs(data_root, "figshare") / "figshare" / "patients.csv").open()))
+    patient_of = {row["id"]: row["patient"] for row in rows}
     figshare = load_split("figshare")
     part_of = {group: part for part in SPLIT_NAMES for group in figshare[part]}
-    # Groups are whole, aligned blocks, so one id (one patient's slice) has exactly one part.
-    assert set(part_of) == set(FigshareDataset.ALL_GROUPS)
-    for group in part_of:
-        start, end = (int(number) for number in group.split("-"))
-        assert FigshareDataset.group_of(start) == FigshareDataset.group_of(end) == group
-    # The COCO images are Figshare slices: each keeps its block's part, so no slice is train in one and test in the other.
+    assert set(part_of) == set(patient_of.values())
+    dataset = FigshareDataset(data_root)
+    # Every slice of a patient is in its patient's part, whatever its id run (imaging plane).
+    for case_id in dataset.case_ids()[::7]:
+        assert dataset.group_of(case_id) == patient_of[str(case_id)]
+    content = json.loads(split_path("figshare").read_text())
+    for tumor_type in ("meningioma", "glioma", "pituitary"):
+        counts = [content["strata"][part][tumor_type] for part in SPLIT_NAMES]
+        assert counts[1] >= 1 and counts[2] >= 1 and counts[0] > 3 * counts[2], (tumor_type, counts)
+    # The COCO images are Figshare slices: each keeps its patient's part, so no slice is train in one and test in the other.
     coco = load_split("coco")
     for part in SPLIT_NAMES:
         for group in coco[part]:
-            assert part_of[group] == part, f"block {group} is {part_of[group]} in figshare but {part} in coco"
+            assert part_of.get(group, "test") == part, f"patient {group} is {part_of.get(group)} in figshare but {part} in coco"
+
+
+def test_stratified_split_gives_each_stratum_its_share():
+    groups = [f"p{i:02d}" for i in range(40)]
+    strata = {group: "a" if i < 20 else "b" for i, group in enumerate(groups)}
+    split = make_split(groups, (0.7, 0.15, 0.15), seed=1, strata=strata)
+    for part, count in zip(SPLIT_NAMES, (14, 3, 3), strict=True):
+        assert sum(strata[group] == "a" for group in split[part]) == count
+        assert sum(strata[group] == "b" for group in split[part]) == count
+    assert make_split(groups, (0.7, 0.15, 0.15), seed=1, strata=strata) == split
+    with pytest.raises(ValueError, match="no stratum"):
+        make_split(groups, strata={"p00": "a"})
+
+
+def test_figshare_without_patients_csv_makes_each_slice_its_own_group(tmp_path):
+    from PIL import Image
+
+    for kind in ("images", "masks"):
+        (tmp_path / "figshare" / kind).mkdir(parents=True)
+        for case_id in (3, 12):
+            Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "figshare" / kind / f"{case_id}.png")
+    dataset = FigshareDataset(tmp_path)
+    assert dataset.groups() == ["id-12", "id-3"]
+    (tmp_path / "figshare" / "patients.csv").write_text("id,patient,tumor_type\n3,p1,glioma\n")
+    dataset = FigshareDataset(tmp_path)  # with the file, unlisted slices are left out
+    assert dataset.groups() == ["p1"] and dataset.strata() == {"p1": "glioma"}
+    (tmp_path / "figshare" / "patients.csv").write_text("slice,who\n3,p1\n")
+    with pytest.raises(DatasetError, match="id,patient,tumor_type"):
+        FigshareDataset(tmp_path)

@@ -40,12 +40,13 @@ def test_select_chooses_settings_on_validation_only(data_root: Path, tmp_path: P
     from seg_core.data import FigshareDataset
     from seg_core.evaluate import MORPHOLOGY, THRESHOLDS, select_inference_settings
 
-    # A small figshare-layout folder holding a few slices of one validation block.
+    # A small figshare-layout folder holding a few slices of one validation patient.
     source = FigshareDataset(data_root)
-    block = load_split("figshare")["val"][0]
+    patient = load_split("figshare")["val"][0]
     (tmp_path / "figshare" / "images").mkdir(parents=True)
     (tmp_path / "figshare" / "masks").mkdir()
-    for case_id in source.case_ids(block)[:4]:
+    shutil.copy(data_root / "figshare" / "patients.csv", tmp_path / "figshare")
+    for case_id in source.case_ids(patient)[:4]:
         for kind in ("images", "masks"):
             shutil.copy(data_root / "figshare" / kind / f"{case_id}.png", tmp_path / "figshare" / kind)
     weights = tmp_path / "weights"

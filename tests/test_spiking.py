@@ -256,3 +256,43 @@ def test_paper_parameter_counts_match_the_seed_projects(name: str, seed_paramete
     seed_net = create_model(name, **spec.paper_config, skip_connections=False)
     assert sum(p.numel() for p in seed_net.parameters()) == seed_exact
     assert spec.seed_parameters == pytest.approx(seed_parameters, rel=0.01)
+
+
+def _shipped_spiking() -> list[str]:
+    from seg_core.weights import list_weights, read_config, resolve_weights
+
+    return [model_id for model_id in list_weights() if read_config(resolve_weights(model_id)).get("spiking")]
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("model_id", _shipped_spiking())
+def test_every_attention_module_of_a_shipped_spiking_model_responds_to_the_image(model_id, data_root):
+    # A module whose output is the same everywhere (e.g. a sigmoid of a dead ReLU's constant 0 = 0.5)
+    # reweights nothing: it has not learnt. On a real tumor slice of the model's test split, every
+    # module must vary.
+    from seg_core.data import load_split, open_dataset
+    from seg_core.evaluate import sample_scan
+    from seg_core.explain import slice_input
+    from seg_core.inference import Segmenter
+    from seg_core.models.blocks.spiking import ChannelAttention, SpatialAttention, TemporalAttention
+
+    segmenter = Segmenter.from_pretrained(model_id)
+    dataset_name = segmenter.config["dataset"]
+    dataset = open_dataset(dataset_name, data_root)
+    group = load_split(dataset_name)["test"][0]
+    scan = sample_scan(next(sample for sample in dataset.samples(group) if sample.mask.any()))
+    outputs: dict[str, torch.Tensor] = {}
+    hooks = [
+        module.register_forward_hook(lambda module, args, out, name=name: outputs.__setitem__(name, out.detach()))
+        for name, module in segmenter.model.named_modules()
+        if isinstance(module, ChannelAttention | SpatialAttention | TemporalAttention)
+    ]
+    try:
+        with torch.inference_mode():
+            segmenter.model(slice_input(segmenter, scan, 0))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert outputs, f"{model_id} has no attention modules"
+    constant = sorted(name for name, out in outputs.items() if float(out.std()) < 1e-4)
+    assert not constant, f"{model_id}: attention constant on a real input in {constant[:4]} ({len(constant)} of {len(outputs)})"

@@ -215,3 +215,78 @@ def test_batchnorm_recalibration_recomputes_statistics_on_a_copy() -> None:
     torch.testing.assert_close(recalibrated[1].running_mean, features.mean(dim=(0, 2, 3)))
     assert not recalibrated.training
     assert torch.all(model[1].running_mean == 5.0) and torch.all(model[1].running_var == 9.0)  # the original is untouched
+
+
+def test_a_resumed_run_equals_an_unbroken_one(data_root, small_split) -> None:
+    # Two epochs in one go, and one epoch then a resumed second: model, optimiser, scheduler, random
+    # states and the per-epoch augmentation seeds must all be restored for the weights to agree.
+    config = _config(data_root, small_split / "weights", epochs=2)
+    config.bf16 = False
+    config.schedule = "plateau"  # a cosine schedule's length is the epoch count, which differs between the runs
+    config.checkpoint_dir = str(small_split / "unbroken")
+    train(config, progress=False)
+    unbroken = torch.load(small_split / "unbroken" / "checkpoint.pt", weights_only=True)
+
+    config.checkpoint_dir = str(small_split / "broken")
+    config.epochs = 1
+    train(config, progress=False)
+    config.epochs = 2
+    train(config, resume=True, progress=False)
+    resumed = torch.load(small_split / "broken" / "checkpoint.pt", weights_only=True)
+    assert resumed["epoch"] == unbroken["epoch"] == 1
+    for name, value in unbroken["model"].items():
+        torch.testing.assert_close(resumed["model"][name], value, msg=name)
+
+
+def test_a_cpu_budget_stops_the_run_and_is_recorded(data_root, small_split) -> None:
+    weights_dir = small_split / "weights"
+    config = _config(data_root, weights_dir, epochs=50)
+    config.schedule = "cosine_budget"
+    config.budget_cpu_minutes = 0.05  # 3 CPU-seconds: ends inside the first epochs
+    summary = train(config, progress=False)
+    assert summary["stopped"] == "budget" and summary["epochs_run"] < 50
+    training = json.loads((weights_dir / "unet.figshare" / "metrics.json").read_text())["training"]
+    assert training["stopped"] == "budget" and training["cpu_minutes"] >= 0.05
+    assert training["history"][-1]["lr"] < config.lr  # annealed as the budget was spent
+    # Resuming a spent budget trains nothing more.
+    assert train(config, resume=True, progress=False)["epochs_run"] == summary["epochs_run"]
+
+    config.budget_cpu_minutes = 0.0
+    with pytest.raises(ValueError, match="budget"):
+        train(config, progress=False)
+
+
+def test_budget_learning_rate_anneals_from_base_to_zero() -> None:
+    assert train_module.budget_learning_rate(1e-3, 0.0) == pytest.approx(1e-3)
+    assert train_module.budget_learning_rate(1e-3, 0.5) == pytest.approx(5e-4)
+    assert train_module.budget_learning_rate(1e-3, 1.0) == pytest.approx(0.0, abs=1e-12)
+    assert train_module.budget_learning_rate(1e-3, 2.0) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_validation_per_volume_pools_slices_of_a_patient() -> None:
+    # Patient 0: two slices, the model finds half the tumor on one and nothing on the other.
+    masks = np.zeros((3, 1, 4, 4), np.uint8)
+    masks[0, 0, :2] = 1  # 8 tumor pixels
+    masks[1, 0, :1] = 1  # 4 tumor pixels
+    predicted = np.zeros((3, 1, 4, 4), np.float32)
+    predicted[0, 0, :1] = 1  # 4 of them found
+    # Patient 1: one empty slice predicted empty.
+    arrays = {"images": predicted.astype(np.float16), "masks": masks, "groups": np.array([0, 0, 1], np.int32)}
+
+    class Identity(torch.nn.Module):
+        def forward(self, x):  # logits: +10 where the "image" is 1, -10 elsewhere
+            return x * 20 - 10
+
+    device = torch.device("cpu")
+    per_image = train_module.validate(Identity(), arrays, device, batch_size=2)
+    per_volume = train_module.validate(Identity(), arrays, device, batch_size=2, per_volume=True)
+    assert per_image == pytest.approx((2 * 4 / 12 + 0.0 + 1.0) / 3)
+    assert per_volume == pytest.approx((2 * 4 / (4 + 12) + 1.0) / 2)
+
+
+def test_distillation_loss_is_smallest_where_student_matches_teacher() -> None:
+    teacher = torch.tensor([[-3.0, 0.5, 2.0]])
+    student = teacher.clone().requires_grad_(True)
+    train_module.distillation_loss(student, teacher, temperature=2.0).backward()
+    torch.testing.assert_close(student.grad, torch.zeros_like(teacher), atol=1e-7, rtol=0)
+    assert train_module.distillation_loss(-teacher, teacher, 2.0) > train_module.distillation_loss(teacher, teacher, 2.0)
