@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import warnings
+from pathlib import Path
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -22,7 +23,19 @@ def _train_zoo(args: argparse.Namespace) -> int:
     from seg_core.zoo import ZooQueue, protocol_for, run_queue
 
     architectures = tuple(name for name in args.architectures.split(",") if name)
-    queue = ZooQueue(protocol_for(args.dataset, args.budget_minutes, architectures), args.data_root)
+    queue = ZooQueue(
+        protocol_for(args.dataset, args.budget_minutes, architectures),
+        args.data_root,
+        **({"folder": Path(args.zoo_dir)} if args.zoo_dir else {}),
+        **({"weights_dir": Path(args.weights_dir)} if args.weights_dir else {}),
+    )
+    if args.finalize:  # one job's shipping, run by the queue in a process of its own
+        import torch
+
+        torch.set_num_threads(1)
+        result = queue.finalize(args.finalize)
+        queue.result_path(args.finalize).write_text(json.dumps(result, indent=1) + "\n")
+        return 0
     if not args.status:
         run_queue(queue, workers=args.workers)
     for model_id, job in queue.state.items():
@@ -237,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--architectures", default="", help="comma-separated: run only these jobs this time (the naive prior always)"
     )
     zoo.add_argument("--status", action="store_true", help="print the queue and exit")
+    zoo.add_argument("--finalize", default="", help=argparse.SUPPRESS)
+    zoo.add_argument("--zoo-dir", default="", help="checkpoints, logs and state (default cache/zoo/<dataset>)")
+    zoo.add_argument("--weights-dir", default="", help="where finished models are shipped (default weights/)")
     zoo.set_defaults(handler=_train_zoo)
 
     models = commands.add_parser("models", help="list architectures and trained weights")

@@ -48,6 +48,7 @@ __all__ = [
     "coco_split_from_figshare",
     "write_split",
     "SPLITS_DIR",
+    "split_sha256",
     "FigshareDataset",
     "LggDataset",
     "BratsDataset",
@@ -676,6 +677,14 @@ def coco_split_from_figshare(groups: Sequence[str]) -> dict[str, list[str]]:
 
 def split_path(dataset: str) -> Path:
     return SPLITS_DIR / f"{dataset}.json"
+
+
+def split_sha256(dataset: str) -> str | None:
+    """The sha256 of the committed split file of ``dataset``: which split a run used; ``None`` without one."""
+    import hashlib
+
+    path = split_path(dataset)
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
 
 
 def write_split(

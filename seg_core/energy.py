@@ -7,9 +7,13 @@ What is counted, and how:
   output. A layer run on a ``(T*B, C, H, W)`` batch, or called once per time step, is therefore
   counted for all ``T`` steps. Bias additions, normalisation, activations, pooling and neuron
   updates are not counted, as in the literature cited below. Matrix products that run outside
-  such layers (``torch.bmm`` in attention, ``F.conv2d`` in a custom block) are found by running
-  the same pass under :class:`torch.utils.flop_counter.FlopCounterMode` and reported as one
+  such layers (``torch.bmm`` in attention, ``F.conv2d`` in a custom block, ``torch.cdist``) are
+  found by the op census below and reported as one
   extra dense row, ``(functional ops)``, so that no multiply is silently left out.
+  The whole pass runs under :class:`~seg_core.op_census.OpCensus`, which gives every ATen op a
+  rule: MACs from the shapes (convolutions, matrix products, ``torch.cdist``, fused attention),
+  "uncounted" (listed in the report with its size), or "free" (views). An op with no rule is
+  reported in ``unclassified_ops``, never counted as 0.
 * **Input spike rate** of each layer call: the fraction of ones in the layer's input when every
   value of that input is 0 or 1 (spikes). Each call is classified on its own. An all-zero input
   is ambiguous (a silent spike map, or an analog map that happens to be zero, such as a ReLU
@@ -69,6 +73,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
+
+from seg_core.op_census import OpCensus
 
 __all__ = [
     "E_MAC_PJ",
@@ -165,6 +171,11 @@ class CostReport:
         config: which configuration was profiled (``"lite"``, ``"paper"``, ``"weights"``, ``""``).
         layers: per-layer rows in the order the layers first ran (the functional-ops row last,
             when present); ``layers[0]`` is the layer that received the image.
+        uncounted_ops: the ops left out of the energy by convention (element-wise, normalisation,
+            pooling, interpolation, copies), each ``{op, category, calls, macs, output_elements}``,
+            largest first: what the estimate does not include, and how large it is.
+        unclassified_ops: ops that ran with no cost rule in :mod:`seg_core.op_census`; their cost
+            is unknown, not zero (the energy tests fail on any).
     """
 
     model: str
@@ -183,6 +194,8 @@ class CostReport:
     sample: str = "phantom"
     config: str = ""
     layers: list[LayerCost] = field(default_factory=list)
+    uncounted_ops: list[dict[str, Any]] = field(default_factory=list)
+    unclassified_ops: list[str] = field(default_factory=list)
 
     @property
     def energy_uj(self) -> float:
@@ -253,11 +266,15 @@ def count_layer_macs(module: nn.Module, inputs: torch.Tensor, output: torch.Tens
 
 def _spike_ones(inputs: torch.Tensor) -> int | None:
     """Number of ones when every value of ``inputs`` is 0 or 1 (spikes), else ``None``."""
+    from torch.utils._python_dispatch import _disable_current_modes
+
     if inputs.numel() == 0 or inputs.is_complex():
         return None
-    if not bool(torch.logical_or(inputs == 0, inputs == 1).all()):
-        return None
-    return int(torch.count_nonzero(inputs))
+    # The measurement's own ops are not the model's: keep them out of the op census.
+    with _disable_current_modes():
+        if not bool(torch.logical_or(inputs == 0, inputs == 1).all()):
+            return None
+        return int(torch.count_nonzero(inputs))
 
 
 @dataclass
@@ -459,22 +476,18 @@ def measure_latency(
     return times
 
 
-def _forward_pass(model: nn.Module, sample: torch.Tensor, recorder: _Recorder) -> int | None:
-    """Run one recorded pass; returns FlopCounterMode's total FLOPs, or ``None`` if it failed."""
-    from torch.utils.flop_counter import FlopCounterMode
+def _forward_pass(model: nn.Module, sample: torch.Tensor) -> OpCensus:
+    """Run one recorded pass under an :class:`~seg_core.op_census.OpCensus` of every op it dispatches.
 
+    ``no_grad`` rather than ``inference_mode``: only then do composite ops (``conv2d``, ``cdist``)
+    reach the census decomposed into the ops its rules know.
+    """
     _reset_neurons(model)
-    try:
-        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-            model(sample)
-        return int(counter.get_total_flops())
-    except Exception as error:  # noqa: BLE001 - any op the counter cannot follow; count without it
-        logger.warning("FlopCounterMode failed on this model (%s); functional matmuls are not counted", error)
-    recorder.reset()
-    _reset_neurons(model)
-    with torch.inference_mode():
+    with torch.no_grad(), OpCensus() as census:
         model(sample)
-    return None
+    if census.unclassified:
+        logger.warning("ops without a cost rule (their cost is unknown, not 0): %s", ", ".join(census.unclassified))
+    return census
 
 
 def profile_model(
@@ -547,7 +560,7 @@ def profile_model(
 
     recorder = _Recorder(work, detect_spikes=spiking is not False)
     try:
-        total_flops = _forward_pass(work, sample, recorder)
+        census = _forward_pass(work, sample)
     finally:
         recorder.remove()
 
@@ -577,14 +590,13 @@ def profile_model(
             )
         )
     hooked = sum(layer.macs for layer in layers)
-    if total_flops is not None:
-        functional = total_flops // 2 - hooked
-        if functional > 0:
-            layers.append(
-                LayerCost(FUNCTIONAL_ROW, "matmul/conv", 1, functional, functional, None, 0.0, functional * e_mac_pj, False)
-            )
-        elif functional < 0:
-            logger.warning("hooked layers count %d MACs more than FlopCounterMode; check custom layers", -functional)
+    functional = census.macs - hooked
+    if functional > 0:
+        layers.append(
+            LayerCost(FUNCTIONAL_ROW, "matmul/conv/cdist", 1, functional, functional, None, 0.0, functional * e_mac_pj, False)
+        )
+    elif functional < 0:
+        logger.warning("hooked layers count %d MACs more than the op census; check custom layers", -functional)
     if spiking and not any(layer.sops or layer.input_spike_rate is not None for layer in layers):
         logger.warning("%s is declared spiking but no layer received binary (spike) inputs", name or type(model).__name__)
 
@@ -605,6 +617,8 @@ def profile_model(
         e_ac_pj=e_ac_pj,
         sample=sample_kind,
         layers=layers,
+        uncounted_ops=[asdict(record) for record in census.uncounted()],
+        unclassified_ops=census.unclassified,
     )
 
 
@@ -744,6 +758,13 @@ def format_table(report: CostReport, top: int = 15) -> str:
             f"CPU latency {report.latency_ms:.1f} ms median of {len(report.latency_runs_ms)} "
             f"(min {report.latency_min_ms:.1f}, max {report.latency_max_ms:.1f}) on {report.threads} thread(s)"
         )
+    if report.uncounted_ops:
+        shown = ", ".join(
+            f"{op['op'].removeprefix('aten.')} ({_si(op['output_elements'])} values)" for op in report.uncounted_ops[:5]
+        )
+        lines.append(f"left out by convention (element-wise, normalisation, pooling, copies): {shown}, ...")
+    if report.unclassified_ops:
+        lines.append(f"WARNING: ops with no cost rule, their cost unknown (not 0): {', '.join(report.unclassified_ops)}")
     if report.spiking and report.config in ("lite", "paper"):
         lines.append("note: spike rates of an untrained (randomly initialised) network; profile a weights id for trained rates")
     lines.append(

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from seg_core.data import split_sha256
 from seg_core.model_card import training_lineage
 from seg_core.weights import WEIGHTS_DIR, list_weights, read_config
 
@@ -132,16 +133,6 @@ def leaderboard_row(model_id: str, weights_dir: str | Path = WEIGHTS_DIR) -> dic
         row[f"{metric}_std"] = test.get(f"{metric}_std")
     row["dice_median"] = test.get("per_image", {}).get("dice_median")
     return row
-
-
-def split_sha256(dataset: str) -> str | None:
-    """The sha256 of the committed split file of ``dataset``, or ``None`` when there is none."""
-    import hashlib
-
-    from seg_core.data import split_path
-
-    path = split_path(dataset)
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
 
 
 def _ranking_figure(row: dict[str, Any]) -> float:

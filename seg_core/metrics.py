@@ -22,22 +22,33 @@ part of the definition, not an afterthought. One rule covers them all:
     exactly, where every metric takes its perfect value (the BraTS convention for an empty truth
     with an empty prediction: Dice 1, HD95 0).
 
-=====================================  ====  ====  =========  ===========  =====
+=====================================  ====  ====  =========  ===========  ===============
 case                                   dice  iou   precision  sensitivity  hd95
-=====================================  ====  ====  =========  ===========  =====
+=====================================  ====  ====  =========  ===========  ===============
 both empty (correct "no tumor")        1     1     1          1            0
-truth empty, prediction not (FP only)  0     0     0          nan          nan
-truth not empty, prediction empty      0     0     nan        0            nan
-=====================================  ====  ====  =========  ===========  =====
+truth empty, prediction not (FP only)  0     0     0          nan          worst (diagonal)
+truth not empty, prediction empty      0     0     nan        0            worst (diagonal)
+=====================================  ====  ====  =========  ===========  ===============
 
 Why ``nan`` rather than a flattering 1 for the metric that cannot see the error: with an empty
 truth, sensitivity "has nothing to find", and with an empty prediction, precision "claimed
 nothing". Scoring those as 1 would reward a wrong answer and inflate mean sensitivity on datasets
 full of tumor-free slices (and mean precision for a model that never predicts tumor). Dice and IoU
-stay defined (0) because their denominators include both masks. HD95 has no boundary to measure
-against, so it is ``nan``. :func:`summarize` leaves ``nan`` out of means and reports how many were
-left out (``<metric>_nan``), so undefined values are counted, never hidden. Specificity follows the
-same rule (``nan`` only when the truth fills the whole image and the prediction differs).
+stay defined (0) because their denominators include both masks. :func:`summarize` leaves ``nan``
+out of means and reports how many were left out (``<metric>_nan``), so undefined values are
+counted, never hidden. Specificity follows the same rule (``nan`` only when the truth fills the
+whole image and the prediction differs).
+
+HD95 follows the BraTS convention instead: a missed tumor, or a tumor found where there is none,
+has no boundary to measure against, and leaving it out of the mean would make the model that
+misses most look best. It scores the worst distance there is, the diagonal of the image (or
+volume) in mm, in pixels without a spacing (:func:`worst_distance`): 373.13 mm for a
+240x240x155 volume of 1 mm voxels, the figure the BraTS toolkits use (they write 373, "the
+diameter of the SRI atlas"). So HD95 is defined for every case and every patient is in its mean.
+
+Lesion-wise counts (:func:`lesion_counts`): the truth's connected lesions and how many of them the
+prediction touches, and the prediction's connected components that touch no lesion (false
+positives), as the BraTS 2023 lesion-wise evaluation counts them.
 
 Per-image mean Dice vs pooled Dice: :func:`summarize` averages per-image Dice, giving every image
 the same weight (an empty slice answered correctly counts 1, a missed 20-pixel tumor counts 0);
@@ -66,6 +77,8 @@ from monai.metrics import compute_confusion_matrix_metric, compute_hausdorff_dis
 
 __all__ = [
     "METRIC_NAMES",
+    "worst_distance",
+    "lesion_counts",
     "segmentation_metrics",
     "volume_metrics",
     "aggregate_dice",
@@ -134,6 +147,38 @@ def _hd95(prediction: np.ndarray, truth: np.ndarray, spacing: list[float] | None
     return float(distance.item())
 
 
+def worst_distance(shape: Sequence[int], spacing: Sequence[float] | None = None) -> float:
+    """The diagonal of an image or volume of ``shape`` voxels of ``spacing`` mm: the HD95 of a missed tumor.
+
+    >>> round(worst_distance((155, 240, 240), (1.0, 1.0, 1.0)), 2)
+    373.13
+    """
+    sizes = [n * (1.0 if spacing is None else float(s)) for n, s in zip(shape, spacing or [1.0] * len(shape), strict=True)]
+    return float(math.sqrt(sum(size * size for size in sizes)))
+
+
+def lesion_counts(prediction: np.ndarray, truth: np.ndarray) -> dict[str, int]:
+    """Connected lesions of the truth, how many the prediction touches, and predicted components touching none.
+
+    Connectivity is full (8 neighbours in 2D, 26 in 3D). Returns ``lesions``, ``lesions_detected``,
+    ``lesions_missed`` and ``false_positive_components``.
+    """
+    from scipy import ndimage
+
+    pred, true = np.asarray(prediction, bool), np.asarray(truth, bool)
+    structure = np.ones((3,) * true.ndim, dtype=bool)
+    true_labels, lesions = ndimage.label(true, structure=structure)
+    pred_labels, components = ndimage.label(pred, structure=structure)
+    detected = len(np.unique(true_labels[pred & true]))
+    touching = len(np.unique(pred_labels[pred & true]))
+    return {
+        "lesions": int(lesions),
+        "lesions_detected": int(detected),
+        "lesions_missed": int(lesions - detected),
+        "false_positive_components": int(components - touching),
+    }
+
+
 def segmentation_metrics(prediction: np.ndarray, truth: np.ndarray, spacing: Sequence[float] | None = None) -> dict[str, float]:
     """Overlap and distance metrics of one binary mask against its ground truth.
 
@@ -145,8 +190,9 @@ def segmentation_metrics(prediction: np.ndarray, truth: np.ndarray, spacing: Seq
 
     Returns:
         ``dice``, ``iou``, ``precision``, ``sensitivity``, ``specificity``, ``accuracy`` (0..1),
-        ``hd95`` (mm, or pixels without spacing), ``pred_pixels`` and ``true_pixels`` (counts).
-        Empty masks follow the rule in the module docstring (``nan`` where undefined).
+        ``hd95`` (mm, or pixels without spacing; the image diagonal when exactly one mask is empty),
+        ``pred_pixels`` and ``true_pixels`` (counts), and the :func:`lesion_counts`.
+        Empty masks follow the rules in the module docstring (``nan`` where a ratio is undefined).
 
     Raises:
         ValueError: for shapes that differ or are not 2D/3D, non-binary masks, or a bad spacing.
@@ -159,7 +205,7 @@ def segmentation_metrics(prediction: np.ndarray, truth: np.ndarray, spacing: Seq
 
     pred_pixels = int(np.count_nonzero(pred))
     true_pixels = int(np.count_nonzero(true))
-    counts: dict[str, float] = {"pred_pixels": pred_pixels, "true_pixels": true_pixels}
+    counts: dict[str, float] = {"pred_pixels": pred_pixels, "true_pixels": true_pixels, **lesion_counts(pred, true)}
     if np.array_equal(pred, true):
         # Exact match, including both empty: perfect by definition, no 0/0 nan (module docstring).
         return {**dict.fromkeys(_MONAI_NAMES, 1.0), "hd95": 0.0, **counts}
@@ -167,7 +213,10 @@ def segmentation_metrics(prediction: np.ndarray, truth: np.ndarray, spacing: Seq
     confusion = get_confusion_matrix(_as_tensor(pred), _as_tensor(true))
     # MONAI returns nan for 0/0 ratios, which is exactly our convention for a wrong answer.
     result = {key: float(compute_confusion_matrix_metric(name, confusion).item()) for key, name in _MONAI_NAMES.items()}
-    result["hd95"] = _hd95(pred, true, spacing_list) if pred_pixels and true_pixels else math.nan
+    if pred_pixels and true_pixels:
+        result["hd95"] = _hd95(pred, true, spacing_list)
+    else:  # a missed tumor, or one where there is none: the worst distance (BraTS convention)
+        result["hd95"] = worst_distance(pred.shape, spacing_list)
     return {**result, **counts}
 
 

@@ -6,7 +6,6 @@ is typed in by hand.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from itertools import takewhile
 from pathlib import Path
@@ -59,17 +58,17 @@ def _training_command(training: dict[str, Any]) -> str:
 
 def _split_line(config: dict[str, Any], dataset: str) -> str:
     """What the card can say of the split the weights were trained on: only what the record shows."""
-    from seg_core.data import split_path
+    from seg_core.data import split_sha256
 
     recorded = config.get("split_sha256")
-    path = split_path(dataset)
+    if "split_sha256" in config and recorded is None:
+        return f"- Trained without a committed split file for `{dataset}`."
     if recorded is None:
         return (
             f"- The split file this run used was not recorded (trained before splits were hashed); `splits/{dataset}.json` "
             "may have changed since, so the test figures below need not come from patients the training never saw."
         )
-    current = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
-    if recorded != current:
+    if recorded != split_sha256(dataset):
         return (
             f"- Trained on an earlier version of `splits/{dataset}.json` (sha256 {recorded[:12]}), since replaced: the test "
             "figures below are not comparable with models of the current split."

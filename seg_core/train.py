@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 
-from seg_core.data import load_split, open_dataset, split_path
+from seg_core.data import load_split, open_dataset, split_sha256
 from seg_core.metrics import batch_dice
 from seg_core.model_card import write_model_card
 from seg_core.models import create_model, get_spec
@@ -554,7 +554,7 @@ def export(model, config: TrainConfig, spec, modalities, model_config, history, 
         "inference_dtype": "bfloat16" if config.bf16 else "float32",
         "dataset": config.dataset,
         # Which split file the run used, so the card can tell when the committed split has moved on.
-        "split_sha256": hashlib.sha256(split_path(config.dataset).read_bytes()).hexdigest(),
+        "split_sha256": split_sha256(config.dataset),
         "spiking": spec.spiking,
         "training": {**asdict(config), "best_epoch": best_epoch, "elapsed_s": round(elapsed, 1), "hardware": _hardware()},
     }

@@ -196,42 +196,45 @@ class ZooQueue:
             self.save()
         return job["command"]
 
-    def finalize(self, model_id: str) -> None:
-        """Select on validation, apply the gate, and ship (or withdraw) the model."""
+    def finalize(self, model_id: str) -> dict[str, Any]:
+        """Select on validation, apply the gate, and ship (or withdraw) the model; returns the job's new fields.
+
+        Runs in a process of its own (``train-zoo --finalize``), which reads the queue's state but
+        never writes it: the queue merges the returned fields, so two writers never race.
+        """
         from seg_core.evaluate import evaluate, record_metrics, select_inference_settings, write_test_metrics
         from seg_core.leaderboard import inference_cost
 
         job = self.state[model_id]
         trained = self.folder / "weights"
         if not (trained / model_id).is_dir():
-            job.update(status="failed", error="training exported no weights (no epoch was validated)")
-            self.save()
-            return
+            return {"status": "failed", "error": "training exported no weights (no epoch was validated)"}
         selection = select_inference_settings(model_id, self.protocol.dataset, self.data_root, weights_dir=trained)
-        job["val_dice"] = selection["chosen"]["dice_mean"]
-        reference = self.state[self.model_id(REFERENCE)].get("val_dice")
+        result: dict[str, Any] = {"val_dice": selection["chosen"]["dice_mean"]}
+        reference = result["val_dice"] if job["arch"] == REFERENCE else self.state[self.model_id(REFERENCE)].get("val_dice")
         shipped_folder = self.weights_dir / model_id
-        if job["arch"] != REFERENCE and (reference is None or job["val_dice"] < reference + GATE_MARGIN):
-            job.update(status="gated_out", reference_val_dice=reference)
+        if job["arch"] != REFERENCE and (reference is None or result["val_dice"] < reference + GATE_MARGIN):
             if shipped_folder.exists():
                 shutil.rmtree(shipped_folder)
-            self.save()
             log.warning(
                 "%s: validation Dice %.4f is not %.2f above the naive prior's; not shipped",
                 model_id,
-                job["val_dice"],
+                result["val_dice"],
                 GATE_MARGIN,
             )
-            return
+            return {**result, "status": "gated_out", "reference_val_dice": reference}
         if shipped_folder.exists():
             shutil.rmtree(shipped_folder)
         shutil.copytree(trained / model_id, shipped_folder)
-        result = evaluate(model_id, self.protocol.dataset, self.data_root, split="test", weights_dir=self.weights_dir)
-        write_test_metrics(result, self.weights_dir)
+        evaluation = evaluate(model_id, self.protocol.dataset, self.data_root, split="test", weights_dir=self.weights_dir)
+        write_test_metrics(evaluation, self.weights_dir)
         record_metrics(shipped_folder, "inference_cost", inference_cost(model_id, self.weights_dir))
-        job.update(status="shipped", test_dice=result.get("volume_dice_mean", result["dice_mean"]))
-        self.save()
-        log.info("%s shipped: validation %.4f, test %.4f", model_id, job["val_dice"], job["test_dice"])
+        result["test_dice"] = evaluation.get("volume_dice_mean", evaluation["dice_mean"])
+        log.info("%s shipped: validation %.4f, test %.4f", model_id, result["val_dice"], result["test_dice"])
+        return {**result, "status": "shipped"}
+
+    def result_path(self, model_id: str) -> Path:
+        return self.folder / f"{model_id}.result.json"
 
 
 def validation_figure(folder: Path) -> float | None:
@@ -265,41 +268,64 @@ def shipping_gate_failures(weights_dir: Path = WEIGHTS_DIR, margin: float = GATE
 
 
 def run_queue(queue: ZooQueue, workers: int = 2, poll_s: float = 10.0, python: str = sys.executable) -> dict[str, dict]:
-    """Run every unfinished job, ``workers`` at a time (one thread each), until none is left."""
-    running: dict[str, tuple[subprocess.Popen, Any]] = {}
+    """Run every unfinished job until none is left: at most ``workers`` processes at once, one thread each.
+
+    A job's training and its shipping (``finalize``) are separate processes; shipping goes first
+    when a slot frees up, and waits for the naive prior's, whose figure the gate needs.
+    """
+    training: dict[str, tuple[subprocess.Popen, Any]] = {}
+    shipping: dict[str, tuple[subprocess.Popen, Any]] = {}
     for job in queue.state.values():
         if job["status"] == "failed":  # each run of the queue retries a failed job once
             job["status"] = "pending"
     queue.save()
+
+    def launch(model_id: str, arguments: list[str], suffix: str) -> tuple[subprocess.Popen, Any]:
+        log_file = (queue.folder / f"{model_id}{suffix}.log").open("a")
+        command = [python, "-m", "seg_core", *arguments]
+        log.info("starting %s: %s", model_id, " ".join(command))
+        return subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT), log_file
+
     while True:
-        for model_id in queue.pending():
-            if len(running) >= workers:
+        reference_done = queue.state[queue.model_id(REFERENCE)]["status"] == "shipped"
+        for model_id, job in queue.state.items():
+            if len(training) + len(shipping) >= workers:
                 break
-            if model_id in running or not queue.ready(model_id):
+            if job["status"] == "trained" and model_id not in shipping and (reference_done or job["arch"] == REFERENCE):
+                queue.result_path(model_id).unlink(missing_ok=True)
+                finalize = ["train-zoo", "--dataset", queue.protocol.dataset, "--data-root", queue.data_root]
+                finalize += ["--zoo-dir", str(queue.folder), "--weights-dir", str(queue.weights_dir)]
+                shipping[model_id] = launch(model_id, [*finalize, "--finalize", model_id], ".ship")
+        for model_id in queue.pending():
+            if len(training) + len(shipping) >= workers:
+                break
+            if model_id in training or not queue.ready(model_id):
                 continue
-            log_file = (queue.folder / f"{model_id}.log").open("a")
-            command = [python, "-m", "seg_core", *queue.command(model_id)]
-            log.info("starting %s: %s", model_id, " ".join(command))
-            running[model_id] = (subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT), log_file)
+            training[model_id] = launch(model_id, queue.command(model_id), "")
             queue.state[model_id]["status"] = "running"
             queue.save()
-        # Shipping runs here, after the free workers got their next jobs, so they never wait for it;
-        # a job stopped between training and shipping is shipped on the next run of the queue.
-        finished = [model_id for model_id, job in queue.state.items() if job["status"] == "trained"]
-        for model_id in finished:
-            queue.finalize(model_id)
-        if not running and not finished:
+        if not training and not shipping:
             break
         time.sleep(poll_s)
-        for model_id, (process, log_file) in list(running.items()):
+        for model_id, (process, log_file) in list(training.items()):
             if process.poll() is None:
                 continue
             log_file.close()
-            del running[model_id]
-            job = queue.state[model_id]
-            if process.returncode != 0:
-                job.update(status="failed", error=f"exit {process.returncode}; see {queue.folder / (model_id + '.log')}")
+            del training[model_id]
+            failed = {"status": "failed", "error": f"exit {process.returncode}; see {queue.folder / (model_id + '.log')}"}
+            queue.state[model_id].update({"status": "trained"} if process.returncode == 0 else failed)
+            queue.save()
+        for model_id, (process, log_file) in list(shipping.items()):
+            if process.poll() is None:
+                continue
+            log_file.close()
+            del shipping[model_id]
+            result_path = queue.result_path(model_id)
+            if process.returncode == 0 and result_path.exists():
+                queue.state[model_id].update(json.loads(result_path.read_text()))
             else:
-                job["status"] = "trained"
+                queue.state[model_id].update(
+                    status="failed", error=f"shipping exit {process.returncode}; see {queue.folder / (model_id + '.ship.log')}"
+                )
             queue.save()
     return queue.state
