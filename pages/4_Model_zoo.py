@@ -12,84 +12,48 @@ frame(
 )
 
 from seg_core.models import get_spec, list_models  # noqa: E402
-from ui.cache import available_weights, inference_cost, weights_dir  # noqa: E402
+from ui.cache import available_weights, weights_dir  # noqa: E402
 from ui.figures import pareto_figure  # noqa: E402
-from ui.zoo import leaderboard_rows, model_card  # noqa: E402
-
-
-def number(value: float | None, scale: float = 1.0, digits: int = 3) -> float | None:
-    return None if value is None else round(value / scale, digits)
-
+from ui.zoo import leaderboard_tables, load_board, model_card  # noqa: E402
 
 weights = available_weights()
 if not weights:
     st.warning("No trained weights were found in weights/. Train one with `python -m seg_core train` (see the README).")
     st.stop()
-rows, board = leaderboard_rows(weights, weights_dir())
-
-missing = [row["id"] for row in rows if row.get("energy_mj") is None]
-if missing and st.button(f"Measure the cost of {len(missing)} model(s) without recorded figures", key="zoo_measure"):
-    with st.spinner("Profiling on the head phantom..."):
-        for row in rows:
-            if row["id"] in missing:
-                try:
-                    row.update(
-                        {
-                            k: v
-                            for k, v in inference_cost(row["id"]).items()
-                            if k in ("params", "macs", "sops", "energy_mj", "latency_ms")
-                        }
-                    )
-                except Exception as error:
-                    st.warning(f"Could not profile {row['id']}: {error}")
-
-st.subheader("Leaderboard")
-table = [
-    {
-        "model": row["id"],
-        "data set": row.get("dataset"),
-        "spiking": "yes" if row.get("spiking") else "no",
-        "test images": row.get("test_images"),
-        "Dice": number(row.get("dice_mean")),
-        "± Dice": number(row.get("dice_std")),
-        "IoU": number(row.get("iou_mean")),
-        "HD95 (px)": number(row.get("hd95_mean"), digits=1),
-        "sensitivity": number(row.get("sensitivity_mean")),
-        "precision": number(row.get("precision_mean")),
-        "parameters (M)": number(row.get("params"), 1e6),
-        "MACs (G)": number(row.get("macs"), 1e9),
-        "SOPs (G)": number(row.get("sops"), 1e9),
-        "energy (mJ)": number(row.get("energy_mj"), digits=4),
-        "latency (ms)": number(row.get("latency_ms"), digits=1),
-    }
-    for row in rows
-]
-st.dataframe(table, hide_index=True, width="stretch", key="zoo_table")
-st.caption(
-    "Dice, IoU and HD95 are means per image over each model's held-out test patients (patient-level splits; "
-    "`python -m seg_core evaluate --all`). Models trained on different data sets are not directly comparable. Energy is "
-    "estimated from operation counts for one slice at the model's input size; latency is the median CPU time of one slice."
-    + (" Blank cells: not measured yet." if any(value is None for line in table for value in line.values()) else "")
-)
-
-st.subheader("Dice against energy")
-plotted = [row for row in rows if row.get("dice_mean") is not None and row.get("energy_mj")]
-if plotted:
-    st.plotly_chart(pareto_figure(rows), key="zoo_pareto")
-    st.caption(
-        "Up and to the left is better. Models on the dotted line are Pareto-optimal: no other model is both more accurate and cheaper."
+board = load_board(weights_dir())
+if board is None:
+    st.warning(
+        "No leaderboard yet: `python -m seg_core evaluate --all --data-root ../shared/data` writes weights/leaderboard.json."
     )
-else:
-    st.info("The plot needs test Dice and an energy figure for at least one model (`python -m seg_core evaluate --all`).")
+    board = {"datasets": {}, "rows": []}
+tables = leaderboard_tables(board)
+ranked = {row["id"] for entry in tables.values() for row in entry["rows"]}
+if unranked := sorted(set(weights) - ranked):
+    st.info(f"Shipped but not in the leaderboard yet (run `evaluate --all`): {', '.join(unranked)}.")
 
-if board and board.get("published"):
+for dataset, entry in tables.items():
+    st.subheader(f"Leaderboard: {dataset}")
+    st.dataframe(entry["table"], hide_index=True, width="stretch", key=f"zoo_table_{dataset}")
+    st.caption(
+        f"Ranked by {entry['label']} on the held-out test patients of `splits/{dataset}.json`. HD95: a missed tumor counts "
+        "as the image diagonal (BraTS convention). Energy is estimated from operation counts for one slice at the model's "
+        "input size; latency is the median CPU time of one slice. Models of different data sets are not comparable."
+    )
+    plotted = [row for row in entry["rows"] if row.get("primary_mean") is not None]
+    if plotted:
+        left, right = st.columns(2)
+        left.plotly_chart(pareto_figure(plotted, "energy_mj", entry["label"]), key=f"zoo_pareto_energy_{dataset}")
+        right.plotly_chart(pareto_figure(plotted, "latency_ms", entry["label"]), key=f"zoo_pareto_latency_{dataset}")
+        st.caption("Up and to the left is better; the dotted line joins the models no other beats on both axes.")
+
+if board.get("published"):
     with st.expander("Figures the seed projects published (not comparable)"):
         st.dataframe(board["published"], hide_index=True, width="stretch", key="zoo_published")
         if board.get("published_note"):
             st.caption(board["published_note"])
 
 st.subheader("Model cards")
-model_id = st.selectbox("Model", [row["id"] for row in rows] or weights, key="zoo_card")
+model_id = st.selectbox("Model", [row["id"] for entry in tables.values() for row in entry["rows"]] or weights, key="zoo_card")
 card = model_card(model_id, weights_dir())
 if card:
     with st.container(border=True):

@@ -52,6 +52,7 @@ from pydantic import BaseModel, Field
 from seg_core import __version__
 from seg_core.evaluate import json_safe
 from seg_core.inference import Segmenter
+from seg_core.leaderboard import read_leaderboard
 from seg_core.models import get_spec
 from seg_core.postprocess import tumor_size
 from seg_core.samples import check_sample_name, list_samples, load_sample, sample_file
@@ -98,6 +99,18 @@ class ModelInputs(BaseModel):
     formats: str = Field(description="the files /segment accepts")
 
 
+class LeaderboardEntry(BaseModel):
+    rank: int = Field(description="1 = best of its data set by the primary figure")
+    of: int = Field(description="models ranked on this data set")
+    primary_metric: str = Field(description="volume_dice (per patient) for LGG and BraTS, dice (per image) for figshare")
+    primary_mean: float | None = None
+    primary_std: float | None = None
+    primary_n: int | None = Field(default=None, description="test patients (volumes) or images")
+    hd95_mean: float | None = Field(default=None, description="mm; a missed tumor counts as the image diagonal")
+    energy_mj: float | None = None
+    latency_ms: float | None = None
+
+
 class ModelInfo(BaseModel):
     id: str
     architecture: str
@@ -106,6 +119,9 @@ class ModelInfo(BaseModel):
     dataset: str | None = None
     inputs: ModelInputs
     metrics: dict[str, dict[str, float | int | None]] = Field(description="test figures per data set (metrics.json)")
+    ranking: LeaderboardEntry | None = Field(
+        default=None, description="its place in weights/leaderboard.json, the ranking the README and the app show"
+    )
 
 
 class MaskFile(BaseModel):
@@ -208,6 +224,17 @@ class SegmenterCache:
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
+
+
+def _leaderboard_entries(board: dict[str, Any]) -> dict[str, LeaderboardEntry]:
+    rows = {row["id"]: row for row in board["rows"]}
+    entries = {}
+    for entry in board["datasets"].values():
+        for rank, model_id in enumerate(entry["ranking"], start=1):
+            row = json_safe(rows[model_id])
+            fields = {key: row.get(key) for key in LeaderboardEntry.model_fields if key in row}
+            entries[model_id] = LeaderboardEntry(rank=rank, of=len(entry["ranking"]), **fields)
+    return entries
 
 
 def _model_info(weights_dir: Path, model_id: str) -> ModelInfo:
@@ -325,13 +352,23 @@ def create_app(
 
     @app.get("/models", response_model=list[ModelInfo], summary="Trained models with their inputs and test figures")
     def models() -> list[ModelInfo]:
+        board = read_leaderboard(weights_dir) or {"datasets": {}, "rows": []}
+        entries = _leaderboard_entries(board)
+        # The leaderboard's order (per data set, best first); models it does not list yet come last.
+        order = [model_id for entry in board["datasets"].values() for model_id in entry["ranking"]]
+        ids = sorted(
+            segmenters.ids(), key=lambda model_id: (order.index(model_id) if model_id in order else len(order), model_id)
+        )
         infos = []
-        for model_id in segmenters.ids():
+        for model_id in ids:
             try:
-                infos.append(_model_info(weights_dir, model_id))
+                info = _model_info(weights_dir, model_id)
             except (WeightsError, KeyError, OSError, ValueError) as error:
                 # e.g. a training job is writing this folder right now: list the others.
                 logger.warning("Skipping model %s in /models: %s", model_id, error)
+                continue
+            info.ranking = entries.get(model_id)
+            infos.append(info)
         return infos
 
     @app.post(

@@ -114,6 +114,8 @@ def evaluate(
         "data_root": str(data_root),
         "n": len(images),
         "groups": len(groups),
+        # A missed or spurious tumor's HD95 is the image (volume) diagonal: see seg_core.metrics.
+        "hd95_convention": "brats-diagonal",
     }
     image_summary = summarize(images)
     for metric in HEADLINE:

@@ -128,30 +128,70 @@ def leaderboard_row(model_id: str, weights_dir: str | Path = WEIGHTS_DIR) -> dic
         "latency_ms": cost.get("latency_ms"),
     }
     row.update(_training_cost(training, config.get("training", {}).get("elapsed_s")))
+    recipe = config.get("training", {})
+    row["budget_cpu_minutes"] = recipe.get("budget_cpu_minutes") or None
+    row["train_cpu_minutes"] = training.get("cpu_minutes")
+    row["stopped"] = training.get("stopped")
+    row["hd95_convention"] = test.get("hd95_convention")
+    row["time_steps"] = (config.get("model_config") or {}).get("time_steps") if row["spiking"] else None
     for metric in IMAGE_METRICS:
         row[f"{metric}_mean"] = test.get(f"{metric}_mean")
         row[f"{metric}_std"] = test.get(f"{metric}_std")
     row["dice_median"] = test.get("per_image", {}).get("dice_median")
+    primary = PRIMARY[_volumetric(dataset)]
+    row["primary_metric"] = primary
+    row["primary_mean"] = row[f"{primary}_mean"]
+    row["primary_std"] = row[f"{primary}_std"]
+    row["primary_n"] = test.get("groups") if primary == "volume_dice" else test.get("n")
     return row
 
 
+# The figure a dataset's models are ranked by: per patient for volumes (per-image Dice counts every
+# tumor-free slice predicted empty as a perfect 1), per image for 2D slices.
+PRIMARY = {True: "volume_dice", False: "dice"}
+PRIMARY_LABELS = {"volume_dice": "Dice per patient (volume)", "dice": "Dice per image"}
+
+
+def _volumetric(dataset: str) -> bool:
+    from seg_core.data import DATASETS
+
+    adapter = DATASETS.get(dataset)
+    return bool(adapter is not None and adapter.volumetric)
+
+
 def _ranking_figure(row: dict[str, Any]) -> float:
-    """Per-volume Dice for volumetric data sets (per-image Dice counts every empty slice predicted empty
-    as a perfect 1), per-image Dice otherwise; -1 when not measured."""
-    for key in ("volume_dice_mean", "dice_mean"):
-        if row.get(key) is not None:
-            return row[key]
-    return -1.0
+    """The row's primary figure (see :data:`PRIMARY`); -1 when not measured, so it ranks last."""
+    return row["primary_mean"] if row.get("primary_mean") is not None else -1.0
+
+
+def rank_rows(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """``{dataset: rows}``, each dataset's rows best primary figure first (ties by id)."""
+    ranked: dict[str, list[dict[str, Any]]] = {}
+    for row in sorted(rows, key=lambda row: (row["dataset"], -_ranking_figure(row), row["id"])):
+        ranked.setdefault(row["dataset"], []).append(row)
+    return ranked
 
 
 def build_leaderboard(weights_dir: str | Path = WEIGHTS_DIR) -> dict[str, Any]:
-    """All shipped weights' rows, best test Dice first within each dataset, and the published figures."""
+    """All shipped weights' rows, ranked within each dataset by its primary figure, and the published figures.
+
+    ``datasets`` holds, per dataset, the primary metric and the ranking (ids, best first): the one
+    order the README, the app's Model zoo page and the API's ``/models`` show.
+    """
     rows = [leaderboard_row(model_id, weights_dir) for model_id in list_weights(weights_dir)]
-    rows.sort(key=lambda row: (row["dataset"], -_ranking_figure(row)))
+    ranked = rank_rows(rows)
     return {
         "generated_by": "python -m seg_core evaluate --all --data-root ../shared/data",
         "split": "test",
-        "rows": rows,
+        "datasets": {
+            dataset: {
+                "primary_metric": PRIMARY[_volumetric(dataset)],
+                "primary_label": PRIMARY_LABELS[PRIMARY[_volumetric(dataset)]],
+                "ranking": [row["id"] for row in members],
+            }
+            for dataset, members in ranked.items()
+        },
+        "rows": [row for members in ranked.values() for row in members],
         "published": list(PUBLISHED),
         "published_note": PUBLISHED_NOTE,
     }
@@ -180,39 +220,48 @@ def _mean_std(mean: float | None, std: float | None, digits: int = 3) -> str:
 
 
 def render_markdown(board: dict[str, Any]) -> str:
-    """The leaderboard as Markdown tables (one per dataset), then the published figures and why they differ."""
+    """The leaderboard as Markdown tables (one per dataset, in its ranking), then the published figures."""
     lines = []
-    datasets = sorted({row["dataset"] for row in board["rows"]})
-    for dataset in datasets:
-        rows = [row for row in board["rows"] if row["dataset"] == dataset]
-        volumetric = any(row["volume_dice_mean"] is not None for row in rows)
+    by_id = {row["id"]: row for row in board["rows"]}
+    for dataset, entry in board["datasets"].items():
+        rows = [by_id[model_id] for model_id in entry["ranking"]]
+        volumetric = entry["primary_metric"] == "volume_dice"
+        unit = "patients" if volumetric else "images"
         lines += [
-            f"**{dataset}** (test split, mean ± std"
+            f"**{dataset}**: ranked by {entry['primary_label']} on the test split (mean ± std over n {unit})"
             + (
-                "; ranked by per-volume Dice; per-slice figures count every slice, and a slice without tumor predicted "
-                "empty scores a perfect 1, so Dice over the slices with tumor is shown too)"
+                "; per-slice figures count every slice, and a slice without tumor predicted empty scores a perfect 1, "
+                "so Dice over the slices with tumor is shown too"
                 if volumetric
-                else " per image)"
-            ),
+                else ""
+            )
+            + ". HD95 in mm (px without spacing); a missed or spurious tumor counts as the image diagonal (BraTS convention).",
             "",
-            "| model | spiking |"
-            + (" volume Dice | Dice (tumor slices) |" if volumetric else "")
-            + " Dice | IoU | HD95 | sensitivity | precision | params | energy / image | CPU latency |",
-            "|---|---|" + ("---|---|" if volumetric else "") + "---|---|---|---|---|---|---|---|",
+            f"| model | spiking | {entry['primary_label']} | n |"
+            + (" Dice (tumor slices) |" if volumetric else "")
+            + " IoU | HD95 | sensitivity | precision | params | energy / image | CPU latency | training |",
+            "|---|---|---|---|" + ("---|" if volumetric else "") + "---|---|---|---|---|---|---|---|",
         ]
         for row in rows:
-            cells = [f"`{row['id']}`" + ("" if row["current_split"] else " †"), "yes" if row["spiking"] else "no"]
+            cells = [
+                f"`{row['id']}`" + ("" if row["current_split"] else " †"),
+                "yes" + (f" (T={row['time_steps']})" if row.get("time_steps") else "") if row["spiking"] else "no",
+                _mean_std(row["primary_mean"], row["primary_std"]),
+                "n/a" if row["primary_n"] is None else str(row["primary_n"]),
+            ]
             if volumetric:
-                cells.append(_mean_std(row["volume_dice_mean"], row["volume_dice_std"]))
                 cells.append(_mean_std(row["tumor_slice_dice_mean"], row["tumor_slice_dice_std"]))
             cells += [
-                *(_mean_std(row[f"{m}_mean"], row[f"{m}_std"], 1 if m == "hd95" else 3) for m in IMAGE_METRICS),
+                *(_metric_cell(row, m) for m in IMAGE_METRICS if m != "dice"),
                 "n/a" if row["params"] is None else f"{row['params'] / 1e6:.2f} M",
                 "n/a" if row["energy_mj"] is None else f"{row['energy_mj']:.3f} mJ",
                 "n/a" if row["latency_ms"] is None else f"{row['latency_ms']:.0f} ms",
+                _training_cell(row),
             ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+    if any(row["hd95_mean"] is not None and not row.get("hd95_convention") for row in board["rows"]):
+        lines += ["\\* HD95 measured before the BraTS convention: images with a missed tumor were left out of its mean.", ""]
     if any(not row["current_split"] for row in board["rows"]):
         lines += [
             "† Trained and tested on a split that has since been replaced (before Zoo v2: figshare by blocks of ids, "
@@ -224,6 +273,20 @@ def render_markdown(board: dict[str, Any]) -> str:
     lines += [f"| {item['dataset']} | {item['model']} | {item['dice']:.3f} |" for item in board["published"]]
     lines += ["", board["published_note"]]
     return "\n".join(lines)
+
+
+def _metric_cell(row: dict[str, Any], metric: str) -> str:
+    cell = _mean_std(row[f"{metric}_mean"], row[f"{metric}_std"], 1 if metric == "hd95" else 3)
+    # Figures measured before the BraTS convention left missed tumors out of the HD95 mean.
+    return cell + " *" if metric == "hd95" and row["hd95_mean"] is not None and not row.get("hd95_convention") else cell
+
+
+def _training_cell(row: dict[str, Any]) -> str:
+    if row.get("stopped") == "closed_form":
+        return f"closed-form fit, {row.get('train_cpu_minutes') or 0:.1f} CPU-min"
+    if row.get("budget_cpu_minutes"):
+        return f"{row.get('train_cpu_minutes') or 0:.0f} of {row['budget_cpu_minutes']:.0f} CPU-min"
+    return "n/a" if row.get("train_minutes") is None else f"{row['train_minutes']:.0f} min wall"
 
 
 def update_readme(board: dict[str, Any], readme: str | Path) -> bool:

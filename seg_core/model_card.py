@@ -85,7 +85,10 @@ def _stop_line(training: dict[str, Any], history: dict[str, Any]) -> str:
         "early_stop": f"it stopped early: validation had not improved for {training.get('patience')} epochs",
         "max_minutes": f"it stopped early: the wall-clock limit of {training.get('max_minutes')} min was reached (resumable)",
         "epochs": f"all {training.get('epochs')} epochs ran",
+        "closed_form": "fitted once in closed form (no gradient training; the budget does not apply)",
     }
+    if history["stopped"] == "closed_form":
+        return f"{reasons['closed_form'].capitalize()}, in {history.get('cpu_minutes', 0):.1f} CPU-minutes."
     return f"Ran {history.get('epochs_run', '?')} epochs; {reasons.get(history['stopped'], history['stopped'])}."
 
 

@@ -312,9 +312,12 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         model = create_model(config.arch, **model_config).to(device)
     if not spec.trainable:  # closed-form baselines: one fit, no gradient loop (and no parameters to optimise)
         with EnergyMeter(config.carbon_country) as meter:
-            summary = fit_closed_form(model, config, spec, modalities, model_config, train_arrays, val_arrays, device)
-        _record_training_totals(config, dict(meter.spent), [{"elapsed_s": summary["elapsed_s"]}], 1)
-        return {**summary, **meter.spent}
+            summary = fit_closed_form(
+                model, config, spec, modalities, model_config, train_arrays, val_arrays, device, bool(dataset.volumetric)
+            )
+        history = summary.pop("history")
+        _record_training_totals(config, dict(meter.spent), history, 1, "closed_form")
+        return {**summary, "stopped": "closed_form", "cpu_minutes": round(history[-1]["cpu_s"] / 60, 2), **meter.spent}
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     if not 0.0 <= config.ema_decay < 1.0:
         raise ValueError(f"ema_decay must lie in [0, 1), got {config.ema_decay}")
@@ -521,21 +524,24 @@ def _load_teacher(config: TrainConfig, device: torch.device) -> torch.nn.Module 
 
 
 def fit_closed_form(
-    model, config: TrainConfig, spec, modalities, model_config, train_arrays, val_arrays, device
+    model, config: TrainConfig, spec, modalities, model_config, train_arrays, val_arrays, device, per_volume: bool = False
 ) -> dict[str, Any]:
     """Fit a model with ``spec.trainable`` False (``model.fit(images, masks)``) once, validate it and export it.
 
     The cached float16 images go in as they are: ``fit`` converts each batch to float32 itself, so the
     whole training set is never held twice.
     """
-    start = time.monotonic()
+    start, cpu_start = time.monotonic(), time.process_time()
     model.fit(train_arrays["images"], train_arrays["masks"])
-    val_dice = validate(model, val_arrays, device, config.batch_size * 2)
+    val_dice = validate(model, val_arrays, device, config.batch_size * 2, per_volume=per_volume)
     elapsed = time.monotonic() - start
     log.info("fitted %s in closed form: val Dice %.4f (%.0f s)", config.arch, val_dice, elapsed)
-    history = [{"epoch": 0, "val_dice": val_dice, "elapsed_s": elapsed}]
+    level = "volume" if per_volume else "image"
+    history = [
+        {"epoch": 0, "val_dice": val_dice, "val_level": level, "elapsed_s": elapsed, "cpu_s": time.process_time() - cpu_start}
+    ]
     export(model, config, spec, modalities, model_config, history, val_dice, 0, elapsed)
-    return {"model_id": config.model_id, "best_val_dice": val_dice, "best_epoch": 0, "epochs_run": 1, "elapsed_s": elapsed}
+    return {"model_id": config.model_id, "best_val_dice": val_dice, "best_epoch": 0, "epochs_run": 1, "history": history}
 
 
 def export(model, config: TrainConfig, spec, modalities, model_config, history, best_dice, best_epoch, elapsed) -> Path:

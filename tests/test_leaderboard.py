@@ -117,3 +117,40 @@ def test_training_cost_counts_a_fine_tune_and_the_run_it_started_from() -> None:
     assert _training_cost(unmetered, None)["train_energy_kwh"] is None
     # Runs from before the totals were recorded fall back to the config's elapsed time.
     assert _training_cost({}, 120.0) == {"train_minutes": pytest.approx(2.0), "train_energy_kwh": None}
+
+
+def test_readme_zoo_page_and_api_show_the_same_ranking_per_dataset() -> None:
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from seg_core.api import create_app
+    from seg_core.leaderboard import read_leaderboard
+    from ui.zoo import leaderboard_tables
+
+    board = read_leaderboard()
+    assert board is not None and board["datasets"], "weights/leaderboard.json is committed"
+    expected = {dataset: entry["ranking"] for dataset, entry in board["datasets"].items()}
+    # Each ranking is sorted by the dataset's primary figure: per patient for volumes, per image for slices.
+    rows = {row["id"]: row for row in board["rows"]}
+    for dataset, ranking in expected.items():
+        figures = [rows[model_id]["primary_mean"] for model_id in ranking]
+        known = [figure for figure in figures if figure is not None]
+        assert known == sorted(known, reverse=True), dataset
+        assert {rows[model_id]["primary_metric"] for model_id in ranking} == {board["datasets"][dataset]["primary_metric"]}
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("<!-- leaderboard:start -->")[1].split("<!-- leaderboard:end -->")[0]
+    in_readme: dict[str, list[str]] = {}
+    for dataset, text in re.findall(r"\*\*(\w+)\*\*: ranked by(.*?)(?=\n\*\*\w+\*\*: ranked by|\Z)", block, re.S):
+        in_readme[dataset] = re.findall(r"^\| `([^`]+)`", text, re.M)
+    assert in_readme == expected
+
+    page = {dataset: [row["id"] for row in table["rows"]] for dataset, table in leaderboard_tables(board).items()}
+    assert page == expected
+
+    listed = TestClient(create_app()).get("/models").json()
+    for dataset, ranking in expected.items():
+        api = [model["id"] for model in listed if model["dataset"] == dataset and model["ranking"]]
+        assert api == ranking, dataset
+        assert [model["ranking"]["rank"] for model in listed if model["id"] in ranking] == list(range(1, len(ranking) + 1))

@@ -223,35 +223,38 @@ def cost_figure(rows: list[dict[str, Any]]) -> go.Figure:
     return figure
 
 
-def pareto_figure(rows: list[dict[str, Any]]) -> go.Figure:
-    """Test Dice against estimated energy (log scale), the Pareto front joined: better is up and left."""
-    points = [row for row in rows if row.get("dice_mean") is not None and row.get("energy_mj")]
+AXIS_TITLES = {"energy_mj": "estimated energy per slice (mJ, log scale)", "latency_ms": "CPU latency per slice (ms, log scale)"}
+
+
+def pareto_figure(rows: list[dict[str, Any]], cost: str = "energy_mj", figure_label: str = "test Dice") -> go.Figure:
+    """The rows' primary figure against a cost (``energy_mj`` or ``latency_ms``, log scale), the Pareto front joined."""
+    points = [row for row in rows if row.get("primary_mean") is not None and row.get(cost)]
     figure = go.Figure()
     for spiking, name, color in ((False, "conventional", COLORS[1]), (True, "spiking", COLORS[0])):
         chosen = [row for row in points if bool(row.get("spiking")) == spiking]
         if chosen:
             figure.add_trace(
                 go.Scatter(
-                    x=[row["energy_mj"] for row in chosen],
-                    y=[row["dice_mean"] for row in chosen],
+                    x=[row[cost] for row in chosen],
+                    y=[row["primary_mean"] for row in chosen],
                     mode="markers+text",
                     text=[row["id"] for row in chosen],
                     textposition="top center",
                     marker={"size": 12, "color": color},
                     name=name,
-                    hovertemplate="%{text}<br>energy %{x:.3g} mJ<br>Dice %{y:.3f}<extra></extra>",
+                    hovertemplate="%{text}<br>%{x:.3g}<br>%{y:.3f}<extra></extra>",
                 )
             )
     front, best = [], -1.0
-    for row in sorted(points, key=lambda r: r["energy_mj"]):
-        if row["dice_mean"] > best:
+    for row in sorted(points, key=lambda r: r[cost]):
+        if row["primary_mean"] > best:
             front.append(row)
-            best = row["dice_mean"]
+            best = row["primary_mean"]
     if len(front) > 1:
         figure.add_trace(
             go.Scatter(
-                x=[row["energy_mj"] for row in front],
-                y=[row["dice_mean"] for row in front],
+                x=[row[cost] for row in front],
+                y=[row["primary_mean"] for row in front],
                 mode="lines",
                 line={"dash": "dot", "color": "#555"},
                 name="Pareto front",
@@ -259,10 +262,10 @@ def pareto_figure(rows: list[dict[str, Any]]) -> go.Figure:
             )
         )
     figure.update_layout(
-        title="Dice against estimated energy per slice",
-        xaxis={"title": "estimated energy per slice (mJ, log scale)", "type": "log"},
-        yaxis={"title": "test Dice (mean per image)"},
-        height=420,
+        title=f"{figure_label} against {'energy' if cost == 'energy_mj' else 'latency'}",
+        xaxis={"title": AXIS_TITLES[cost], "type": "log"},
+        yaxis={"title": f"{figure_label} (test)"},
+        height=380,
         **SMALL,
     )
     return figure

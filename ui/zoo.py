@@ -1,9 +1,8 @@
-"""The Model zoo page's data: leaderboard rows for the shipped weights, whatever has been measured so far.
+"""The Model zoo page's data, from ``weights/leaderboard.json``: the one ranking the README and the API show too.
 
-Rows come from :func:`seg_core.leaderboard.leaderboard_row`, which reads each folder's
-``metrics.json`` (so weights trained since the last ``python -m seg_core evaluate --all`` appear,
-with blanks where nothing is measured yet, never guessed); the committed
-``weights/leaderboard.json`` supplies the seed projects' published figures.
+``python -m seg_core evaluate --all`` writes that file. Each data set has its own table, ranked by its
+primary figure (Dice per patient for LGG and BraTS, per image for figshare); models shipped since the
+file was written are named, never ranked by a figure measured another way.
 """
 
 from __future__ import annotations
@@ -12,25 +11,51 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from seg_core.leaderboard import leaderboard_row, read_leaderboard
+from seg_core.leaderboard import read_leaderboard
 
 log = logging.getLogger(__name__)
 
 
-def leaderboard_rows(weights_ids: list[str], weights_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """One row per shipped weights id, best test Dice first within a data set, and the committed leaderboard (or None)."""
-    rows = []
-    for model_id in weights_ids:
-        try:
-            rows.append(leaderboard_row(model_id, weights_dir))
-        except (OSError, ValueError, KeyError) as error:  # a folder being written by a training run: listed next time
-            log.warning("leaderboard row of %s unavailable: %s", model_id, error)
-    rows.sort(key=lambda row: (row.get("dataset") or "", -(row.get("dice_mean") if row.get("dice_mean") is not None else -1.0)))
+def _number(value: float | None, scale: float = 1.0, digits: int = 3) -> float | None:
+    return None if value is None else round(value / scale, digits)
+
+
+def leaderboard_tables(board: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{dataset: {"label", "rows" (ranked), "table" (display records)}}`` in the leaderboard's order."""
+    by_id = {row["id"]: row for row in board.get("rows", [])}
+    tables = {}
+    for dataset, entry in board.get("datasets", {}).items():
+        rows = [by_id[model_id] for model_id in entry["ranking"]]
+        volumetric = entry["primary_metric"] == "volume_dice"
+        table = [
+            {
+                "rank": rank,
+                "model": row["id"] + ("" if row.get("current_split", True) else " (old split)"),
+                "spiking": "yes" if row.get("spiking") else "no",
+                entry["primary_label"]: _number(row.get("primary_mean")),
+                "±": _number(row.get("primary_std")),
+                "test patients" if volumetric else "test images": row.get("primary_n"),
+                "HD95 (mm)": _number(row.get("hd95_mean"), digits=1),
+                "sensitivity": _number(row.get("sensitivity_mean")),
+                "precision": _number(row.get("precision_mean")),
+                "parameters (M)": _number(row.get("params"), 1e6),
+                "energy per slice (mJ)": _number(row.get("energy_mj"), digits=4),
+                "CPU latency (ms)": _number(row.get("latency_ms"), digits=1),
+                "training (CPU-min)": _number(row.get("train_cpu_minutes"), digits=1),
+            }
+            for rank, row in enumerate(rows, start=1)
+        ]
+        tables[dataset] = {"label": entry["primary_label"], "rows": rows, "table": table}
+    return tables
+
+
+def load_board(weights_dir: Path) -> dict[str, Any] | None:
+    """The committed leaderboard, or None when it is missing or unreadable."""
     try:
-        board = read_leaderboard(weights_dir)
-    except (OSError, ValueError):
-        board = None
-    return rows, board
+        return read_leaderboard(weights_dir)
+    except (OSError, ValueError) as error:
+        log.warning("leaderboard unreadable: %s", error)
+        return None
 
 
 def model_card(model_id: str, weights_dir: Path) -> str | None:
