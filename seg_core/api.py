@@ -229,7 +229,7 @@ class SegmenterCache:
 def _leaderboard_entries(board: dict[str, Any]) -> dict[str, LeaderboardEntry]:
     rows = {row["id"]: row for row in board["rows"]}
     entries = {}
-    for entry in board["datasets"].values():
+    for entry in board.get("datasets", {}).values():
         for rank, model_id in enumerate(entry["ranking"], start=1):
             row = json_safe(rows[model_id])
             fields = {key: row.get(key) for key in LeaderboardEntry.model_fields if key in row}
@@ -355,7 +355,7 @@ def create_app(
         board = read_leaderboard(weights_dir) or {"datasets": {}, "rows": []}
         entries = _leaderboard_entries(board)
         # The leaderboard's order (per data set, best first); models it does not list yet come last.
-        order = [model_id for entry in board["datasets"].values() for model_id in entry["ranking"]]
+        order = [model_id for entry in board.get("datasets", {}).values() for model_id in entry["ranking"]]
         ids = sorted(
             segmenters.ids(), key=lambda model_id: (order.index(model_id) if model_id in order else len(order), model_id)
         )

@@ -223,7 +223,7 @@ def render_markdown(board: dict[str, Any]) -> str:
     """The leaderboard as Markdown tables (one per dataset, in its ranking), then the published figures."""
     lines = []
     by_id = {row["id"]: row for row in board["rows"]}
-    for dataset, entry in board["datasets"].items():
+    for dataset, entry in board.get("datasets", {}).items():
         rows = [by_id[model_id] for model_id in entry["ranking"]]
         volumetric = entry["primary_metric"] == "volume_dice"
         unit = "patients" if volumetric else "images"
@@ -282,8 +282,11 @@ def _metric_cell(row: dict[str, Any], metric: str) -> str:
 
 
 def _training_cell(row: dict[str, Any]) -> str:
-    if row.get("stopped") == "closed_form":
-        return f"closed-form fit, {row.get('train_cpu_minutes') or 0:.1f} CPU-min"
+    from seg_core.models import get_spec
+
+    if row.get("stopped") == "closed_form" or not get_spec(row["architecture"]).trainable:
+        spent = row.get("train_cpu_minutes")
+        return "closed-form fit" + (f", {spent:.1f} CPU-min" if spent else "")
     if row.get("budget_cpu_minutes"):
         return f"{row.get('train_cpu_minutes') or 0:.0f} of {row['budget_cpu_minutes']:.0f} CPU-min"
     return "n/a" if row.get("train_minutes") is None else f"{row['train_minutes']:.0f} min wall"
