@@ -8,7 +8,6 @@ so the spiking views are exercised in seconds). Models in it are for testing the
 from __future__ import annotations
 
 import io
-import json
 import shutil
 from pathlib import Path
 
@@ -101,10 +100,6 @@ def phantom_volume_file() -> tuple[str, bytes]:
 
 def texts(elements) -> str:
     return " ".join(str(element.value) for element in elements)
-
-
-def write_leaderboard(folder: Path, rows: list[dict]) -> None:
-    (folder / "leaderboard.json").write_text(json.dumps({"rows": rows, "published": [], "published_note": ""}))
 
 
 def table_with(at, column: str):
