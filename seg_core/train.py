@@ -418,6 +418,13 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
                     averaged.update_parameters(model)
                 losses.append(loss.item())
             if not losses:
+                # Spent before this epoch's first step: record it, so a resumed run does not train on
+                # the CPU time that went into setting up this epoch.
+                if checkpoint_path.exists():
+                    spent_checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=True)
+                    spent_checkpoint["cpu_s"] = cpu_spent()
+                    torch.save(spent_checkpoint, checkpoint_path.with_suffix(".tmp"))
+                    checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
                 stop_reason = "budget"
                 break
             # The network that is validated and exported: the running average, its BatchNorm
