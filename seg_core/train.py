@@ -418,14 +418,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
                     averaged.update_parameters(model)
                 losses.append(loss.item())
             if not losses:
-                # Spent before this epoch's first step: record it, so a resumed run does not train on
-                # the CPU time that went into setting up this epoch.
-                if checkpoint_path.exists():
-                    spent_checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=True)
-                    spent_checkpoint["cpu_s"] = cpu_spent()
-                    torch.save(spent_checkpoint, checkpoint_path.with_suffix(".tmp"))
-                    checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
-                stop_reason = "budget"
+                stop_reason = "budget"  # spent before this epoch's first step
                 break
             # The network that is validated and exported: the running average, its BatchNorm
             # statistics recomputed, where there is one.
@@ -488,6 +481,13 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             if budget_s and cpu_spent() >= budget_s:
                 stop_reason = "budget"
                 break
+    if stop_reason == "budget" and checkpoint_path.exists():
+        # The CPU time spent after the last checkpoint (saving it, setting up the next epoch) counts
+        # too: record it, so a resumed run does not train a step more on a spent budget.
+        spent_checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        spent_checkpoint["cpu_s"] = max(float(spent_checkpoint.get("cpu_s", 0.0)), cpu_spent())
+        torch.save(spent_checkpoint, checkpoint_path.with_suffix(".tmp"))
+        checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
     energy = dict(meter.spent)
     # Epochs completed, resumed runs included (an early stop or the time budget breaks before the
     # loop's current epoch runs, so the loop variable would count one too many).

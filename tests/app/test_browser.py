@@ -203,7 +203,7 @@ def test_upload_png_overlay_switch_model_then_nifti_compare_and_explain(server: 
         shot(page, "07_explain_spiking")
 
         page.get_by_test_id("stSidebarNav").get_by_text("Model zoo").click()
-        page.get_by_role("heading", name="Leaderboard").wait_for()
+        page.get_by_role("heading", name="Model cards").wait_for()
         wait_idle(page)
         shot(page, "08_model_zoo")
 
