@@ -3,8 +3,11 @@
 The 2D models of the zoo see one slice at a time, as in training: each slice's channels are picked
 to match the modalities the weights were trained on, normalised with the config's normaliser,
 resized to the model's input size, run in batches under ``torch.inference_mode``, and the logits
-are resized back to the slice's own size before the sigmoid and threshold. Slices with no signal
-at all (padding above and below the head) are skipped and predicted empty.
+are resized back to the slice's own size before the sigmoid and threshold. Slices outside the head
+(the brain mask where the case has one, else :func:`~seg_core.preprocess.head_mask`, which also
+finds the constant background of z-scored volumes) are skipped and predicted empty. The forward
+pass runs on a :mod:`seg_core.backends` backend: ONNX Runtime for the conventional nets on the CPU,
+torch for the rest.
 
 Example:
     >>> from seg_core import load_scan, Segmenter
@@ -15,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -24,8 +28,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from seg_core.backends import Backend, TorchBackend, create_backend
 from seg_core.postprocess import PostProcessing, tumor_size
-from seg_core.preprocess import IntensityNormalizer, resize_images
+from seg_core.preprocess import IntensityNormalizer, head_mask, resize_images
 from seg_core.scans import UNSPECIFIED, Scan, ScanError
 from seg_core.weights import LoadedModel, load_model
 
@@ -86,6 +91,7 @@ class Prediction:
         sizes: figures from :func:`seg_core.postprocess.tumor_size` (areas in mm^2, volume in mL).
         model_id: the weights that produced it.
         seconds: wall time of the model and post-processing.
+        backend: where the forward pass ran (``onnxruntime``, ``torch`` or ``torch-bf16``).
     """
 
     probabilities: np.ndarray
@@ -94,6 +100,7 @@ class Prediction:
     model_id: str
     seconds: float
     postprocessing: dict[str, Any] = field(default_factory=dict)
+    backend: str = "torch"
 
     @property
     def slice_presence(self) -> list[bool]:
@@ -111,8 +118,11 @@ class Segmenter:
             augmentation); default: what the weights' config chose on validation.
         bfloat16: run the model under bfloat16 autocast; default: when the weights' config asks
             for it (``"inference_dtype": "bfloat16"``, recorded for weights trained and validated
-            that way) and the device computes bfloat16 natively. The mask can differ from a
-            float32 run in a few boundary pixels.
+            that way), the device computes bfloat16 natively and the backend is torch. The mask
+            can differ from a float32 run in a few boundary pixels.
+        backend: ``"auto"`` (ONNX Runtime where the model exports, else torch), ``"torch"`` or
+            ``"onnxruntime"``; see :func:`seg_core.backends.create_backend`. Built at first use,
+            so the one-off export (2-9 s, then cached on disk) is not paid by explain-only uses.
     """
 
     def __init__(
@@ -122,10 +132,9 @@ class Segmenter:
         batch_size: int = 16,
         flip_tta: bool | None = None,
         bfloat16: bool | None = None,
+        backend: str = "auto",
     ) -> None:
-        # Channels-last (NHWC) is the layout oneDNN's and cuDNN's convolutions run fastest: measured
-        # 1.45x for the U-Net on a 2-core AVX-512 CPU (bfloat16 and float32), 1.1-2x across the zoo.
-        self.model = loaded.model.to(device, memory_format=torch.channels_last).eval()
+        self.model = loaded.model.eval()
         self.config = loaded.config
         self.model_id = loaded.model_id
         self.device = torch.device(device)
@@ -139,8 +148,15 @@ class Segmenter:
         self.postprocessing = PostProcessing.from_dict(self.config.get("postprocessing") or {"threshold": self.threshold})
         self.flip_tta = bool(self.config.get("flip_tta", False)) if flip_tta is None else flip_tta
         if bfloat16 is None:
-            bfloat16 = self.config.get("inference_dtype", "float32") == "bfloat16" and fast_bfloat16(self.device)
+            bfloat16 = (
+                backend == "torch"
+                and self.config.get("inference_dtype", "float32") == "bfloat16"
+                and fast_bfloat16(self.device)
+            )
         self.bfloat16 = bfloat16
+        self.backend_preference = backend
+        self._backend: Backend | None = None
+        self.backend_reason = ""
         # One forward pass at a time per model: spiking models carry membrane state through a
         # pass, and a cached model is shared by every session of the app.
         self._lock = threading.Lock()
@@ -153,27 +169,60 @@ class Segmenter:
         """The model's channels of ``scan``, ``(C, D, H, W)`` float32 (not yet normalised)."""
         return select_channels(scan, self.modalities, self.model_id)
 
+    @property
+    def backend(self) -> Backend:
+        """The backend the forward pass runs on, created (and for ONNX Runtime exported) at first use."""
+        with self._lock:
+            if self._backend is None:
+                self._backend, self.backend_reason = create_backend(
+                    self.model, self.config, self.device, self.backend_preference, self.bfloat16
+                )
+        return self._backend
+
+    def forward(self, images: np.ndarray) -> np.ndarray:
+        """Logits ``(N, 1, H, W)`` of preprocessed slices ``(N, C, H, W)``, with flip TTA if chosen."""
+        backend = self.backend
+        # Torch modules are not re-entrant for spiking models (membrane state during a pass) and a
+        # cached model is shared by every session of the app: one torch pass at a time. ONNX
+        # Runtime sessions are thread-safe.
+        guard = self._lock if isinstance(backend, TorchBackend) else contextlib.nullcontext()
+        with guard:
+            logits = backend(images)
+            if self.flip_tta:
+                logits = (logits + backend(np.ascontiguousarray(images[..., ::-1]))[..., ::-1]) / 2
+        return logits
+
+    @staticmethod
+    def occupied_slices(scan: Scan, channels: np.ndarray) -> list[int]:
+        """Slices inside the head: the case's brain mask where it has one, else :func:`head_mask`.
+
+        A slice outside carries nothing to segment, and skipping it saves its forward pass; unlike
+        "any non-zero voxel", :func:`head_mask` also finds the constant background of z-scored volumes.
+        """
+        brain = scan.meta.get("brainmask")
+        if brain is not None and brain.shape == channels.shape[1:]:
+            return [int(d) for d in np.flatnonzero(brain.reshape(brain.shape[0], -1).any(axis=1))]
+        inside = np.zeros(channels.shape[1], dtype=bool)
+        for channel in channels:
+            inside |= head_mask(channel).reshape(channel.shape[0], -1).any(axis=1)
+        return [int(d) for d in np.flatnonzero(inside)]
+
     @torch.inference_mode()
     def predict_probabilities(self, scan: Scan, progress: ProgressCallback | None = None) -> np.ndarray:
         """Tumor probability ``(D, H, W)`` for every slice of ``scan``."""
         channels = self.prepare(scan)
         depth, height, width = channels.shape[1:]
         probabilities = np.zeros((depth, height, width), dtype=np.float32)
-        # Empty slices carry no information; skipping them keeps volumes fast.
-        occupied = [d for d in range(depth) if np.any(channels[:, d])]
+        occupied = self.occupied_slices(scan, channels)
         normalized = self.normalize.volume(channels)
         done = 0
         for start in range(0, len(occupied), self.batch_size):
             indices = occupied[start : start + self.batch_size]
             batch = np.stack([self.normalize.slice(channels, d, normalized) for d in indices])
-            images = resize_images(torch.from_numpy(batch).to(self.device), self.input_size)
-            images = images.contiguous(memory_format=torch.channels_last)
-            with self._lock, torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bfloat16):
-                logits = self.model(images)
-                if self.flip_tta:
-                    logits = (logits + self.model(images.flip(-1)).flip(-1)) / 2
+            images = resize_images(torch.from_numpy(batch), self.input_size)
+            logits = torch.from_numpy(self.forward(images.numpy()))
             logits = resize_images(logits.float(), (height, width))
-            probabilities[indices] = torch.sigmoid(logits[:, 0]).cpu().numpy()
+            probabilities[indices] = torch.sigmoid(logits[:, 0]).numpy()
             done += len(indices)
             if progress is not None:
                 progress(done, len(occupied))
@@ -193,4 +242,12 @@ class Segmenter:
         probabilities = self.predict_probabilities(scan, progress)
         mask = postprocessing(probabilities, spacing=scan.spacing)
         sizes = tumor_size(mask, scan.spacing)
-        return Prediction(probabilities, mask, sizes, self.model_id, time.perf_counter() - start, postprocessing.to_dict())
+        return Prediction(
+            probabilities,
+            mask,
+            sizes,
+            self.model_id,
+            time.perf_counter() - start,
+            postprocessing.to_dict(),
+            self.backend.name,
+        )

@@ -327,7 +327,8 @@ def test_segmenter_lock_keeps_module_state_within_one_request(tmp_path: Path) ->
             thread.join()
         return out
 
-    segmenter = Segmenter(LoadedModel(StatefulSpikingToy(), config, tmp_path), batch_size=1)
+    # torch: the backend whose modules hold state (ONNX Runtime sessions are thread-safe).
+    segmenter = Segmenter(LoadedModel(StatefulSpikingToy(), config, tmp_path), batch_size=1, backend="torch")
     reference = [segmenter.predict_probabilities(scan) for scan in scans]
     assert all(np.array_equal(a, b) for a, b in zip(concurrent(segmenter), reference, strict=True))
     # The control: without the lock the same load does corrupt results, so the check above has teeth.

@@ -94,10 +94,12 @@ def _with_config(segmenter: Segmenter, **changes) -> LoadedModel:
     return LoadedModel(segmenter.model, {**segmenter.config, **changes}, Path("."), "local")
 
 
-def test_bfloat16_follows_the_config_and_the_hardware(bright_pixel_segmenter: Segmenter) -> None:
+def test_bfloat16_follows_the_config_and_the_hardware_on_torch_only(bright_pixel_segmenter: Segmenter) -> None:
     # Weights without "inference_dtype" (every float32-trained one) never switch precision.
     assert bright_pixel_segmenter.bfloat16 is False
-    asks = Segmenter(_with_config(bright_pixel_segmenter, inference_dtype="bfloat16"))
+    # The default path is float32 on every CPU, so its masks do not depend on bf16 units.
+    assert Segmenter(_with_config(bright_pixel_segmenter, inference_dtype="bfloat16")).bfloat16 is False
+    asks = Segmenter(_with_config(bright_pixel_segmenter, inference_dtype="bfloat16"), backend="torch")
     assert asks.bfloat16 is fast_bfloat16(torch.device("cpu"))
     assert Segmenter(_with_config(bright_pixel_segmenter, inference_dtype="bfloat16"), bfloat16=False).bfloat16 is False
 
@@ -109,3 +111,19 @@ def test_bfloat16_mask_matches_float32(bright_pixel_segmenter: Segmenter) -> Non
     fast = Segmenter(_with_config(bright_pixel_segmenter), bfloat16=True)(scan).mask
     assert reference.sum() > 0
     assert (reference != fast).mean() < 0.01
+
+
+def test_slices_outside_the_head_are_skipped_also_when_z_scored(bright_pixel_segmenter: Segmenter) -> None:
+    # A z-scored volume: the background is one negative constant, not 0, on the 3 slices above the head.
+    volume = np.full((1, 8, 32, 32), -3.62, dtype=np.float32)
+    volume[0, 3:, 8:24, 8:24] = np.random.default_rng(0).normal(size=(5, 16, 16))
+    scan = Scan(volume, ["t1c"], name="zscored")
+    assert bright_pixel_segmenter.occupied_slices(scan, volume) == [3, 4, 5, 6, 7]
+    steps: list[tuple[int, int]] = []
+    bright_pixel_segmenter.predict_probabilities(scan, progress=lambda done, total: steps.append((done, total)))
+    assert steps[-1] == (5, 5)
+    # The case's own brain mask wins where it has one.
+    brain = np.zeros((8, 32, 32), dtype=np.uint8)
+    brain[4:6, 10:20, 10:20] = 1
+    scan.meta["brainmask"] = brain
+    assert bright_pixel_segmenter.occupied_slices(scan, volume) == [4, 5]

@@ -1,0 +1,90 @@
+"""Every shipped model gives the same answer on every backend (torch eager fp32 is the reference)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from seg_core.backends import OnnxRuntimeBackend, TorchBackend, create_backend, export_onnx, onnx_unsupported_reason
+from seg_core.inference import Segmenter
+from seg_core.samples import list_samples, load_sample
+from seg_core.weights import list_weights, load_model
+
+SHIPPED = list_weights()
+EXPORTABLE = [m for m in SHIPPED if onnx_unsupported_reason(load_model(m).config) is None]
+# Logits of the fp32 graph and the eager network differ by reordered float sums only: at most
+# 2e-5 measured across the zoo; 1e-3 leaves room for other CPUs' kernels.
+LOGIT_TOLERANCE = 1e-3
+# SegNet unpools with the argmax indices of its max-pooling: where a window holds equal values (the
+# zero background), the two runtimes may pick different positions. Measured 7.3e-3 at most.
+LOGIT_TOLERANCE_BY_ARCH = {"segnet_ag": 2e-2}
+
+
+@pytest.fixture(autouse=True)
+def _export_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BRAINSEG_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "export-cache"))
+
+
+def _real_case(dataset: str, data_root: Path):
+    """The first test-split sample of the model's data set (the phantom without data)."""
+    prefix = {"figshare": "figshare-", "lgg": "lgg-", "brats": "brats"}.get(dataset, "phantom-2d")
+    for sample in list_samples(data_root):
+        if sample.name.startswith(prefix):
+            return load_sample(sample.name, data_root)[0]
+    return load_sample("phantom-2d")[0]
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = a.sum() + b.sum()
+    return 1.0 if total == 0 else float(2 * np.logical_and(a, b).sum() / total)
+
+
+@pytest.mark.parametrize("model_id", EXPORTABLE)
+def test_onnxruntime_agrees_with_torch(model_id: str, data_root: Path) -> None:
+    loaded = load_model(model_id)
+    scan = _real_case(loaded.config.get("dataset", ""), data_root)
+    reference = Segmenter(loaded, backend="torch", bfloat16=False)
+    exported = Segmenter(load_model(model_id), backend="onnxruntime")
+    channels = reference.prepare(scan)
+    images = np.stack([reference.normalize.slice(channels, d) for d in reference.occupied_slices(scan, channels)[:8]])
+    images = torch.nn.functional.interpolate(torch.from_numpy(images), size=reference.input_size, mode="bilinear").numpy()
+    tolerance = LOGIT_TOLERANCE_BY_ARCH.get(loaded.config["architecture"], LOGIT_TOLERANCE)
+    assert np.abs(exported.forward(images) - reference.forward(images)).max() <= tolerance
+    expected, got = reference(scan), exported(scan)
+    assert (expected.backend, got.backend) == ("torch", "onnxruntime")
+    assert _dice(expected.mask > 0, got.mask > 0) >= 0.999
+
+
+def test_auto_picks_onnxruntime_for_nets_and_torch_for_the_rest() -> None:
+    for model_id in SHIPPED:
+        loaded = load_model(model_id)
+        backend, reason = create_backend(loaded.model, loaded.config, torch.device("cpu"))
+        expected = TorchBackend if onnx_unsupported_reason(loaded.config) else OnnxRuntimeBackend
+        assert isinstance(backend, expected), (model_id, reason)
+        assert reason
+
+
+def test_the_export_is_cached_and_keyed_by_the_weights(tmp_path: Path) -> None:
+    loaded = load_model(EXPORTABLE[0])
+    first = export_onnx(loaded.model, loaded.config, tmp_path)
+    modified = first.stat().st_mtime_ns
+    assert export_onnx(loaded.model, loaded.config, tmp_path) == first
+    assert first.stat().st_mtime_ns == modified  # reused, not written again
+    other = {**loaded.config, "sha256": {"model.safetensors": "0" * 64}}
+    assert export_onnx(loaded.model, other, tmp_path) != first
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_unknown_and_impossible_backends_are_refused() -> None:
+    spiking = [m for m in SHIPPED if load_model(m).config.get("spiking")]
+    with pytest.raises(ValueError, match="choose one of"):
+        create_backend(
+            torch.nn.Identity(), {"id": "x", "input_size": [8, 8], "modalities": ["t1c"]}, torch.device("cpu"), "tensorrt"
+        )
+    if spiking:
+        loaded = load_model(spiking[0])
+        with pytest.raises(ValueError, match="cannot run on onnxruntime"):
+            create_backend(loaded.model, loaded.config, torch.device("cpu"), "onnxruntime")
