@@ -13,7 +13,7 @@ from typing import Any
 
 from seg_core.data import DATASETS
 from seg_core.models import get_spec
-from seg_core.train_config import command_line
+from seg_core.train.config import command_line
 from seg_core.weights import files_section
 
 __all__ = ["DATASET_INFO", "render_model_card", "training_lineage", "write_model_card"]

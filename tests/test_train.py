@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from seg_core import train as train_module
-from seg_core.train import TrainConfig, train
+from seg_core.data import load_split
+from seg_core.train import TrainConfig, arrays, checkpoint, loop, train
 from seg_core.weights import load_model
 
 pytestmark = pytest.mark.data
@@ -18,12 +19,10 @@ pytestmark = pytest.mark.data
 @pytest.fixture
 def small_split(monkeypatch, tmp_path):
     """Two id blocks to train on and one to validate on, caches and checkpoints in a temporary folder."""
-    real = train_module.load_split("figshare")
-    monkeypatch.setattr(
-        train_module, "load_split", lambda dataset: {"train": real["train"][:2], "val": real["val"][:1], "test": []}
-    )
-    monkeypatch.setattr(train_module, "CACHE_DIR", tmp_path / "cache")
-    monkeypatch.setattr(train_module, "RUNS_DIR", tmp_path / "runs")
+    real = load_split("figshare")
+    monkeypatch.setattr(loop, "load_split", lambda dataset: {"train": real["train"][:2], "val": real["val"][:1], "test": []})
+    monkeypatch.setattr(arrays, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(checkpoint, "RUNS_DIR", tmp_path / "runs")
     return tmp_path
 
 
@@ -291,3 +290,64 @@ def test_distillation_loss_is_smallest_where_student_matches_teacher() -> None:
     train_module.distillation_loss(student, teacher, temperature=2.0).backward()
     torch.testing.assert_close(student.grad, torch.zeros_like(teacher), atol=1e-7, rtol=0)
     assert train_module.distillation_loss(-teacher, teacher, 2.0) > train_module.distillation_loss(teacher, teacher, 2.0)
+
+
+def test_random_states_survive_a_weights_only_round_trip(tmp_path) -> None:
+    import random
+
+    from seg_core.train.checkpoint import random_states, restore_random_states
+
+    torch.manual_seed(1)
+    np.random.seed(2)
+    random.seed(3)
+    path = tmp_path / "states.pt"
+    torch.save(random_states(), path)
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    restore_random_states(torch.load(path, weights_only=True))
+    drawn = (torch.rand(3), np.random.rand(3), random.random())
+    torch.testing.assert_close(drawn[0], expected[0])
+    np.testing.assert_array_equal(drawn[1], expected[1])
+    assert drawn[2] == expected[2]
+
+
+def test_a_budget_stop_raises_the_recorded_cpu_time_never_lowers_it(tmp_path) -> None:
+    from seg_core.train.checkpoint import CpuClock, record_budget_spent
+
+    path = tmp_path / "checkpoint.pt"
+    record_budget_spent(path, CpuClock(), torch.device("cpu"))  # no checkpoint yet: nothing to record
+    assert not path.exists()
+    torch.save({"cpu_s": 5.0}, path)
+    record_budget_spent(path, CpuClock(before_s=7.0), torch.device("cpu"))
+    assert torch.load(path, weights_only=True)["cpu_s"] >= 7.0
+    record_budget_spent(path, CpuClock(before_s=0.0), torch.device("cpu"))
+    assert torch.load(path, weights_only=True)["cpu_s"] >= 7.0
+
+
+def test_the_stop_before_an_epoch_names_its_reason() -> None:
+    import time
+
+    from seg_core.train.checkpoint import CpuClock
+    from seg_core.train.loop import stop_before_epoch
+
+    config = TrainConfig(patience=2)
+    now = time.monotonic()
+    assert stop_before_epoch(config, epoch=3, best_epoch=1, wall_start=now, clock=CpuClock()) is None
+    assert stop_before_epoch(config, epoch=4, best_epoch=1, wall_start=now, clock=CpuClock()) == "early_stop"
+    config.max_minutes = 1.0
+    assert stop_before_epoch(config, epoch=0, best_epoch=-1, wall_start=now - 120, clock=CpuClock()) == "max_minutes"
+    config.max_minutes, config.budget_cpu_minutes = 0.0, 1.0
+    assert stop_before_epoch(config, epoch=0, best_epoch=-1, wall_start=now, clock=CpuClock(before_s=60.0)) == "budget"
+    assert stop_before_epoch(config, epoch=0, best_epoch=-1, wall_start=now, clock=CpuClock(before_s=0.0)) is None
+
+
+def test_augmented_batches_keep_shapes_and_binary_masks() -> None:
+    from seg_core.train.augment import augmentation, augmented_batch
+
+    rng = np.random.default_rng(0)
+    arrays = {
+        "images": rng.normal(size=(5, 2, 16, 16)).astype(np.float16),
+        "masks": (rng.random((5, 1, 16, 16)) > 0.7).astype(np.uint8),
+    }
+    images, masks = augmented_batch(arrays, np.array([4, 0, 2]), augmentation(seed=0), torch.device("cpu"))
+    assert images.shape == (3, 2, 16, 16) and images.dtype == torch.float32
+    assert masks.shape == (3, 1, 16, 16) and set(torch.unique(masks).tolist()) <= {0.0, 1.0}

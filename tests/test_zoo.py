@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from seg_core.cli import build_parser
-from seg_core.train_config import TrainConfig, command_line, config_from_args
+from seg_core.train.config import TrainConfig, command_line, config_from_args
+from seg_core.train.zoo import GATE_MARGIN, ZooQueue, protocol_for, shipping_gate_failures, train_command
 from seg_core.weights import WEIGHTS_DIR, list_weights
-from seg_core.zoo import GATE_MARGIN, ZooQueue, protocol_for, shipping_gate_failures, train_command
 
 
 def _parse_train(command: str) -> TrainConfig:
