@@ -18,7 +18,6 @@ from seg_core.explain import (
     METHOD_INFO,
     METHODS,
     RegionLogitSum,
-    _TimeFolded,
     attribute,
     default_gradcam_layer,
     deletion_curve,
@@ -31,6 +30,7 @@ from seg_core.explain import (
     slice_input,
     tumor_region,
 )
+from seg_core.explain.layers import _TimeFolded
 from seg_core.inference import Segmenter
 from seg_core.models import create_model, get_spec, list_models
 from seg_core.models.blocks.spiking import LIF
