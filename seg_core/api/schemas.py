@@ -1,0 +1,105 @@
+"""Response schemas of the REST API (they make its OpenAPI document)."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, create_model
+
+from seg_core.samples import SampleInfo
+
+__all__ = [
+    "PROBLEMS",
+    "Health",
+    "LeaderboardEntry",
+    "MaskFile",
+    "ModelInfo",
+    "ModelInputs",
+    "Problem",
+    "SampleDetail",
+    "SampleSummary",
+    "SegmentResult",
+]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+    models: int = Field(description="trained weights available")
+
+
+class ModelInputs(BaseModel):
+    modalities: list[str] = Field(description="channels the model reads, in order (t1, t1c, t2, flair)")
+    input_size: list[int] = Field(description="(H, W) in pixels the slices are resized to")
+    formats: str = Field(description="the files /segment accepts")
+
+
+class LeaderboardEntry(BaseModel):
+    rank: int = Field(description="1 = best of its data set by the primary figure")
+    of: int = Field(description="models ranked on this data set")
+    primary_metric: str = Field(description="volume_dice (per patient) for LGG and BraTS, dice (per image) for figshare")
+    primary_mean: float | None = None
+    primary_std: float | None = None
+    primary_n: int | None = Field(default=None, description="test patients (volumes) or images")
+    hd95_mean: float | None = Field(default=None, description="mm; a missed tumor counts as the image diagonal")
+    energy_mj: float | None = None
+    latency_ms: float | None = None
+
+
+class ModelInfo(BaseModel):
+    id: str
+    architecture: str
+    title: str
+    spiking: bool
+    dataset: str | None = None
+    inputs: ModelInputs
+    metrics: dict[str, dict[str, float | int | None]] = Field(description="test figures per data set (metrics.json)")
+    ranking: LeaderboardEntry | None = Field(
+        default=None, description="its place in weights/leaderboard.json, the ranking the README and the app show"
+    )
+
+
+class MaskFile(BaseModel):
+    format: Literal["png", "nifti"]
+    filename: str
+    base64: str = Field(description="the mask file: PNG 0/255 for 2D inputs, NIfTI uint8 0/1 with the input's affine otherwise")
+
+
+class SegmentResult(BaseModel):
+    model: str
+    seconds: float
+    input: dict[str, Any] = Field(description="shape, modalities, spacing, format ... of the scan as read")
+    figures: dict[str, Any] = Field(description="tumor pixels, area (mm2, or px without spacing), volume (mL), slices")
+    mask: MaskFile
+    disclaimer: str
+
+
+def _sample_fields() -> dict[str, Any]:
+    # The summary carries every SampleInfo field, all required in the answer: taken from the
+    # dataclass so that a field added to seg_core.samples reaches the API without a second list.
+    hints = typing.get_type_hints(SampleInfo)
+    return {field.name: (hints[field.name], ...) for field in dataclasses.fields(SampleInfo)}
+
+
+SampleSummary = create_model("SampleSummary", **_sample_fields(), file_url=(str, ...), mask_url=(str | None, ...))
+
+
+class SampleDetail(SampleSummary):  # type: ignore[misc, valid-type]
+    scan: dict[str, Any]
+    ground_truth: dict[str, Any] | None
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    # Starlette answers a body that is not valid multipart with 400 before our code runs.
+    400: {"model": Problem, "description": "the request body is not valid multipart form data"},
+    404: {"model": Problem, "description": "unknown model or sample"},
+    413: {"model": Problem, "description": "upload too large"},
+    422: {"model": Problem, "description": "the upload cannot be used as a scan (the message says why)"},
+    503: {"model": Problem, "description": "the model's weights cannot be loaded right now"},
+}
