@@ -6,11 +6,14 @@ against the seed projects' published parameter counts.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 from seg_core.models import create_model, get_spec, list_models
 from seg_core.weights import WeightsError, load_model, save_pretrained
+from tests.fixtures.model_signatures import FIXTURE, PRESETS, model_signature
 
 MODELS = list_models()
 GRADIENT_MODELS = [name for name in MODELS if get_spec(name).trainable]
@@ -30,6 +33,27 @@ def test_registry_lists_unet_and_rejects_unknown_names() -> None:
     assert "unet" in MODELS
     with pytest.raises(KeyError, match="unet"):
         create_model("no_such_net")
+
+
+def test_every_registered_architecture_has_a_recorded_signature() -> None:
+    recorded = json.loads(FIXTURE.read_text())
+    assert sorted(recorded) == MODELS, "a registered name was added or removed; see tests/fixtures/model_signatures.py"
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("name", MODELS)
+def test_state_dict_keys_and_shapes_are_those_recorded(name: str, preset: str) -> None:
+    """Shipped weights load strictly only while every key and shape stays as it was recorded."""
+    expected = json.loads(FIXTURE.read_text())[name][preset]
+    actual = model_signature(name, preset)
+    if "state_dict" in expected:
+        old, new = expected["state_dict"], actual["state_dict"]
+        assert set(old) - set(new) == set(), "keys gone"
+        assert set(new) - set(old) == set(), "keys added"
+        assert {k: new[k] for k in old if new[k] != old[k]} == {}, "shapes or dtypes changed"
+    assert actual["num_keys"] == expected["num_keys"]
+    assert actual["state_dict_sha256"] == expected["state_dict_sha256"], f"{name} {preset}: keys or shapes changed"
+    assert actual["modules_sha256"] == expected["modules_sha256"], f"{name} {preset}: module names changed"
 
 
 @pytest.mark.parametrize("name", SEEDED)
