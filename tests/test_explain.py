@@ -246,14 +246,8 @@ def test_explain_slice_of_a_phantom_with_a_segmenter(tmp_path: Path) -> None:
 
     scan, _ = load_sample("phantom-2d")
     net = build("unet")
-    config = {
-        "architecture": "unet",
-        "model_config": {"width": 8, "in_channels": 1},
-        "modalities": ["t1c"],
-        "input_size": [64, 64],
-        "normalization": {"kind": "percentile"},
-        "threshold": 0.5,
-    }
+    preprocessing = {"modalities": ["t1c"], "input_size": [64, 64], "normalization": {"kind": "percentile"}, "threshold": 0.5}
+    config = {"architecture": "unet", "model_config": {"width": 8, "in_channels": 1}, **preprocessing}
     segmenter = Segmenter(LoadedModel(net, config, tmp_path / "unet.test"))
     x = slice_input(segmenter, scan, 0)
     assert x.shape == (1, 1, 64, 64) and float(x.min()) >= 0 and float(x.max()) <= 1
