@@ -21,6 +21,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -83,32 +84,40 @@ def _nifti_header(dims: list[int], dtype: type = np.int16, payload: bytes = b"")
     return bytes(raw) + b"\x00" * 4 + payload
 
 
-def _dicom(pixels: np.ndarray | None, *, rows: int | None = None, columns: int | None = None) -> bytes:
+def mr_dicom(
+    pixels: np.ndarray | None,
+    *,
+    rows: int | None = None,
+    columns: int | None = None,
+    sop_instance_uid: str | None = None,
+    **attributes: Any,
+) -> bytes:
+    """A minimal MR image file (int16, explicit VR little endian), the tests' one DICOM builder.
+
+    Args:
+        pixels: ``(rows, columns)`` values, or None for a file without pixel data.
+        rows, columns: dimensions to declare instead of the pixels' (a lie, for damaged files).
+        sop_instance_uid: fixed UID (default: a new one).
+        attributes: further data elements by keyword (e.g. ``PatientName``, ``ImagePositionPatient``).
+    """
     from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage
+    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = MRImageStorage
-    meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.8.498.1"
+    meta.MediaStorageSOPInstanceUID = sop_instance_uid or generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = FileDataset(None, {}, file_meta=meta, preamble=b"\x00" * 128)
     ds.SOPClassUID = MRImageStorage
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.Modality = "MR"
-    ds.PatientName = PATIENT_NAME
-    ds.PatientID = PATIENT_ID
-    ds.PatientBirthDate = "19700101"
-    ds.SeriesInstanceUID = "1.2.826.0.1.3680043.8.498.2"
-    ds.InstanceNumber = 1
-    ds.ImagePositionPatient = [0.0, 0.0, 0.0]
-    ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-    ds.PixelSpacing = [0.9, 0.9]
-    ds.SliceThickness = 5.0
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.BitsAllocated = ds.BitsStored = 16
     ds.HighBit = 15
     ds.PixelRepresentation = 1
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
     if pixels is not None:
         ds.Rows, ds.Columns = pixels.shape
         ds.PixelData = pixels.astype("<i2").tobytes()
@@ -119,6 +128,25 @@ def _dicom(pixels: np.ndarray | None, *, rows: int | None = None, columns: int |
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def _dicom(pixels: np.ndarray | None, *, rows: int | None = None, columns: int | None = None) -> bytes:
+    """An MR image carrying a patient's name, ID and birth date (which must never be echoed)."""
+    return mr_dicom(
+        pixels,
+        rows=rows,
+        columns=columns,
+        sop_instance_uid="1.2.826.0.1.3680043.8.498.1",
+        PatientName=PATIENT_NAME,
+        PatientID=PATIENT_ID,
+        PatientBirthDate="19700101",
+        SeriesInstanceUID="1.2.826.0.1.3680043.8.498.2",
+        InstanceNumber=1,
+        ImagePositionPatient=[0.0, 0.0, 0.0],
+        ImageOrientationPatient=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+        PixelSpacing=[0.9, 0.9],
+        SliceThickness=5.0,
+    )
 
 
 def _zip(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import io
 import struct
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -20,8 +21,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seg_core import scans
-from seg_core.scans import LGG_RGB_MODALITIES, UNSPECIFIED, Scan, ScanError, describe, load_scan, mask_to_source, save_mask
+from seg_core.scans import (
+    LGG_RGB_MODALITIES,
+    UNSPECIFIED,
+    Scan,
+    ScanError,
+    describe,
+    limits,
+    load_scan,
+    mask_to_source,
+    save_mask,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from malformed import mr_dicom  # noqa: E402
 
 NIB_DATA = Path(nib.__file__).parent / "tests" / "data"
 NICOM_DATA = Path(nib.__file__).parent / "nicom" / "tests" / "data"
@@ -67,38 +80,17 @@ def dicom_bytes(
     intercept: float = 0.0,
 ) -> bytes:
     """A minimal, valid MR image file (int16, explicit VR little endian)."""
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MRImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\x00" * 128)
-    ds.SOPClassUID = MRImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "MR"
-    ds.SeriesInstanceUID = series
-    ds.InstanceNumber = instance
-    ds.Rows, ds.Columns = pixels.shape
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 1
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    if position is not None:
-        ds.ImagePositionPatient = list(position)
-    if orientation is not None:
-        ds.ImageOrientationPatient = list(orientation)
-    ds.PixelSpacing = list(spacing)
-    ds.SliceThickness = 5.0
-    ds.RescaleSlope = slope
-    ds.RescaleIntercept = intercept
-    ds.PixelData = pixels.astype("<i2").tobytes()
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
+    placement = {"ImagePositionPatient": position, "ImageOrientationPatient": orientation}
+    return mr_dicom(
+        pixels,
+        SeriesInstanceUID=series,
+        InstanceNumber=instance,
+        PixelSpacing=list(spacing),
+        SliceThickness=5.0,
+        RescaleSlope=slope,
+        RescaleIntercept=intercept,
+        **{keyword: list(value) for keyword, value in placement.items() if value is not None},
+    )
 
 
 def dicom_series(n: int = 6, rows: int = 20, cols: int = 24, *, z_step: float = 2.5, series: str = "1.2.3.4", **kwargs):
@@ -821,7 +813,7 @@ def test_zip_with_path_traversal_is_refused(member):
 
 
 def test_zip_bomb_declared_size_is_refused(monkeypatch):
-    monkeypatch.setattr(scans, "MAX_UNCOMPRESSED", 1024 * 1024)
+    monkeypatch.setattr(limits, "MAX_UNCOMPRESSED", 1024 * 1024)
     bomb = zip_bytes({"a.png": b"\x00" * (2 * 1024 * 1024)})
     assert len(bomb) < 20_000
     with pytest.raises(ScanError, match="unpack"):
@@ -848,13 +840,13 @@ def test_zip_with_too_many_members_encrypted_or_empty(monkeypatch):
         load_scan(zip_bytes({}), name="empty.zip")
     with pytest.raises(ScanError, match="None of the files"):
         load_scan(zip_bytes({"readme.txt": TEXT}), name="text.zip")
-    monkeypatch.setattr(scans, "MAX_FILES", 5)
+    monkeypatch.setattr(limits, "MAX_FILES", 5)
     with pytest.raises(ScanError, match="at most 5"):
         load_scan(zip_bytes({f"{i}.png": GOOD_PNG for i in range(6)}), name="many.zip")
 
 
 def test_gzip_bomb_is_refused(monkeypatch):
-    monkeypatch.setattr(scans, "MAX_UNCOMPRESSED", 1024 * 1024)
+    monkeypatch.setattr(limits, "MAX_UNCOMPRESSED", 1024 * 1024)
     # Content that looks like DICOM is decompressed up to the limit, then refused.
     bomb = gzip.compress(b"\x00" * 128 + b"DICM" + b"\x00" * (8 * 1024 * 1024), compresslevel=1)
     with pytest.raises(ScanError, match="more than"):
