@@ -15,6 +15,7 @@ working session; nothing is written to disk.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ import numpy as np
 import streamlit as st
 
 from seg_core.inference import Prediction, Segmenter
-from seg_core.postprocess import PostProcessing, tumor_size
+from seg_core.postprocess import PostProcessing
 from seg_core.scans import Scan, load_scan
 from seg_core.weights import WEIGHTS_DIR, list_weights, load_model, read_config
 
@@ -195,6 +197,13 @@ def probabilities(key: str, scan: Scan, model_id: str, progress: Progress | None
     return store.put(entry, (values, time.perf_counter() - start))
 
 
+def _replaying(runner: Segmenter, values: np.ndarray) -> Segmenter:
+    """A shallow copy of ``runner`` (same model, lock and backend) whose model pass returns ``values``."""
+    replay = copy.copy(runner)
+    replay.predict_probabilities = lambda scan, progress=None: values  # type: ignore[method-assign]
+    return replay
+
+
 def predict(
     key: str, scan: Scan, model_id: str, postprocessing: dict[str, Any] | None = None, progress: Progress | None = None
 ) -> Prediction:
@@ -209,10 +218,9 @@ def predict(
     if cached is not None:
         return cached
     values, seconds = probabilities(key, scan, model_id, progress)
-    start = time.perf_counter()
-    mask = post(values, spacing=scan.spacing)
-    sizes = tumor_size(mask, scan.spacing)
-    prediction = Prediction(values, mask, sizes, model_id, seconds + time.perf_counter() - start, post.to_dict())
+    # The Segmenter post-processes; only its model pass is replaced by the cached probabilities.
+    prediction = _replaying(segmenter(model_id), values)(scan, post)
+    prediction = replace(prediction, seconds=seconds + prediction.seconds)
     return store.put(entry, prediction)
 
 
@@ -255,22 +263,12 @@ def gradcam_layers(key: str, scan: Scan, model_id: str, index: int) -> list[Any]
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
-def _cost(model_id: str, folder: str, stamp: float, height: int, width: int) -> dict[str, Any]:
-    from seg_core.energy import profile
+def _cost(model_id: str, folder: str, stamp: float) -> dict[str, Any]:
+    from seg_core.leaderboard import inference_cost as profile_cost  # the one cost table, also behind evaluate --all
 
     del stamp
     with INSTRUMENTED:
-        report = profile(model_id, (height, width), repeats=3, weights_dir=folder)
-    return {
-        "params": report.params,
-        "macs": report.macs,
-        "sops": report.sops,
-        "energy_mj": report.energy_uj / 1000,
-        "ann_energy_mj": report.ann_energy_uj / 1000,
-        "latency_ms": report.latency_ms,
-        "time_steps": report.time_steps,
-        "source": "measured now",
-    }
+        return {**profile_cost(model_id, folder, repeats=3), "source": "measured now"}
 
 
 def inference_cost(model_id: str) -> dict[str, Any]:
@@ -287,8 +285,7 @@ def inference_cost(model_id: str) -> dict[str, Any]:
             recorded = None
         if recorded and recorded.get("energy_mj") is not None:
             return {**recorded, "source": "metrics.json"}
-    height, width = weights_config(model_id)["input_size"]
-    return _cost(model_id, str(weights_dir()), _stamp(model_id), int(height), int(width))
+    return _cost(model_id, str(weights_dir()), _stamp(model_id))
 
 
 def memo(entry: tuple, compute: Callable[[], Any]) -> Any:
