@@ -8,6 +8,11 @@ import logging
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    # argparse names no public type for what add_subparsers returns.
+    _Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -230,17 +235,15 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_train(commands: _Subcommands) -> None:
     from seg_core.train_config import add_train_arguments
-
-    parser = argparse.ArgumentParser(prog="python -m seg_core", description="BrainSeg Studio: brain tumor segmentation engine.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train an architecture on a dataset's training split")
     add_train_arguments(train)
     train.set_defaults(handler=_train)
 
+
+def _add_train_zoo(commands: _Subcommands) -> None:
     zoo = commands.add_parser("train-zoo", help="train every architecture of a dataset under one protocol (resumable queue)")
     zoo.add_argument("--dataset", required=True, help="figshare, lgg or brats")
     zoo.add_argument("--data-root", required=True, help="folder holding the dataset folders (e.g. ../shared/data)")
@@ -255,10 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
     zoo.add_argument("--weights-dir", default="", help="where finished models are shipped (default weights/)")
     zoo.set_defaults(handler=_train_zoo)
 
+
+def _add_models(commands: _Subcommands) -> None:
     models = commands.add_parser("models", help="list architectures and trained weights")
     models.add_argument("--json", action="store_true")
     models.set_defaults(handler=_models)
 
+
+def _add_segment(commands: _Subcommands) -> None:
     segment = commands.add_parser("segment", help="segment a scan and write the mask")
     segment.add_argument("inputs", nargs="+", help="image, NIfTI, DICOM file/folder, ZIP, or a BraTS case's files")
     segment.add_argument("--model", required=True, help="weights id, e.g. unet.figshare, or a weights folder")
@@ -273,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--json", action="store_true", help="print the report as JSON")
     segment.set_defaults(handler=_segment)
 
+
+def _add_evaluate(commands: _Subcommands) -> None:
     evaluate = commands.add_parser("evaluate", help="evaluate weights on a dataset folder")
     evaluate.add_argument("--model", default="", help="weights id, e.g. unet.figshare (with --all: a comma list to re-measure)")
     evaluate.add_argument("--dataset", default="", help="layout of the folder: figshare, lgg, brats2015, brats, coco")
@@ -289,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(handler=_evaluate)
 
+
+def _add_select(commands: _Subcommands) -> None:
     select = commands.add_parser("select", help="choose threshold, post-processing and flip TTA on the validation split")
     select.add_argument("--model", required=True)
     select.add_argument("--dataset", required=True)
@@ -296,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--split", default="val", choices=["train", "val"])
     select.set_defaults(handler=_select)
 
+
+def _add_split(commands: _Subcommands) -> None:
     split = commands.add_parser("split", help="write a patient-level split file splits/<dataset>.json")
     split.add_argument("dataset")
     split.add_argument("--data-root", required=True)
@@ -306,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--force", action="store_true", help="replace an existing split file")
     split.set_defaults(handler=_split)
 
+
+def _add_energy(commands: _Subcommands) -> None:
     energy = commands.add_parser("energy", help="parameters, MACs, synaptic operations, energy estimate and CPU latency")
     energy.add_argument("--model", required=True, help="architecture name (e.g. unet) or weights id (e.g. unet.figshare)")
     energy.add_argument("--size", type=int, default=256, help="input side in pixels (square)")
@@ -318,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     energy.add_argument("--json", action="store_true")
     energy.set_defaults(handler=_energy)
 
+
+def _add_publish(commands: _Subcommands) -> None:
     publish = commands.add_parser("publish", help="upload a weights folder to a Hugging Face Hub model repo")
     publish.add_argument("model", help="weights id (e.g. unet.figshare) or weights folder")
     publish.add_argument("--repo", required=True, help="Hub repo <org>/<repo> (created if missing)")
@@ -328,12 +345,37 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--json", action="store_true")
     publish.set_defaults(handler=_publish)
 
+
+def _add_serve(commands: _Subcommands) -> None:
     serve = commands.add_parser("serve", help="run the REST API (FastAPI + uvicorn; docs at /docs)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--weights-dir", default="", help="trained weights folder (default weights/)")
     serve.add_argument("--data-root", default="", help="public data sets for /samples (default $BRAINSEG_DATA_ROOT)")
     serve.set_defaults(handler=_serve)
+
+
+#: One function a subcommand, in the order ``--help`` lists them.
+_SUBCOMMANDS = (
+    _add_train,
+    _add_train_zoo,
+    _add_models,
+    _add_segment,
+    _add_evaluate,
+    _add_select,
+    _add_split,
+    _add_energy,
+    _add_publish,
+    _add_serve,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m seg_core", description="BrainSeg Studio: brain tumor segmentation engine.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add_subcommand in _SUBCOMMANDS:
+        add_subcommand(commands)
     return parser
 
 
