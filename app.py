@@ -16,30 +16,45 @@ frame(
     "see the tumor a model finds, compare models, and ask them why.",
 )
 
-from seg_core.models import get_spec  # noqa: E402
-from ui.cache import available_weights, weights_config  # noqa: E402
+from ui.cache import available_weights  # noqa: E402
+from ui.zoo import shipped_models_table  # noqa: E402
+
+PAGES = (
+    (
+        "pages/1_Segment.py",
+        "Segment",
+        "🩻",
+        "Upload a PNG/JPEG/TIFF slice, a NIfTI volume, a DICOM series or ZIP, a ZIP of slices or a BraTS case, or pick a "
+        "sample. See the mask in three planes, its area or volume, and download it with a report.",
+    ),
+    (
+        "pages/2_Compare.py",
+        "Compare",
+        "⚖️",
+        "Two to four models on the same scan: where they agree, Dice / IoU / HD95 against a ground-truth mask, and their "
+        "latency and estimated energy.",
+    ),
+    (
+        "pages/3_Explain.py",
+        "Explain",
+        "🔍",
+        "Saliency, Integrated Gradients, Grad-CAM and Occlusion maps with a faithfulness check; for spiking models, the "
+        "attention maps, spike rates and spikes of every block at every time step.",
+    ),
+    (
+        "pages/4_Model_zoo.py",
+        "Model zoo",
+        "📚",
+        "The leaderboard of the trained models, Dice against energy, and each model's card.",
+    ),
+)
 
 st.subheader("Pages")
-first, second = st.columns(2)
-with first:
-    st.page_link("pages/1_Segment.py", label="Segment", icon="🩻")
-    st.caption(
-        "Upload a PNG/JPEG/TIFF slice, a NIfTI volume, a DICOM series or ZIP, a ZIP of slices or a BraTS case, or pick a "
-        "sample. See the mask in three planes, its area or volume, and download it with a report."
-    )
-    st.page_link("pages/2_Compare.py", label="Compare", icon="⚖️")
-    st.caption(
-        "Two to four models on the same scan: where they agree, Dice / IoU / HD95 against a ground-truth mask, and their "
-        "latency and estimated energy."
-    )
-with second:
-    st.page_link("pages/3_Explain.py", label="Explain", icon="🔍")
-    st.caption(
-        "Saliency, Integrated Gradients, Grad-CAM and Occlusion maps with a faithfulness check; for spiking models, the "
-        "attention maps, spike rates and spikes of every block at every time step."
-    )
-    st.page_link("pages/4_Model_zoo.py", label="Model zoo", icon="📚")
-    st.caption("The leaderboard of the trained models, Dice against energy, and each model's card.")
+columns = st.columns(2)
+for position, (path, label, icon, description) in enumerate(PAGES):
+    with columns[position // 2]:  # two pages a column
+        st.page_link(path, label=label, icon=icon)
+        st.caption(description)
 
 st.subheader("Intended use and limits")
 st.markdown(
@@ -62,23 +77,7 @@ weights = available_weights()
 if not weights:
     st.warning("No trained weights were found in weights/. Train one with `python -m seg_core train` (see the README).")
 else:
-    rows = []
-    for model_id in weights:
-        try:
-            config = weights_config(model_id)
-            spec = get_spec(config["architecture"])
-        except Exception:  # a folder being written by a training run; list it next time
-            continue
-        rows.append(
-            {
-                "model": model_id,
-                "architecture": spec.title,
-                "spiking": "yes" if spec.spiking else "no",
-                "sequences": ", ".join(config.get("modalities", [])),
-                "trained on": config.get("dataset", ""),
-            }
-        )
-    st.dataframe(rows, hide_index=True, width="stretch")
+    st.dataframe(shipped_models_table(weights), hide_index=True, width="stretch")
 
 st.subheader("Data sets and licenses")
 st.markdown(

@@ -4,45 +4,32 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import streamlit as st
 
 from ui.frame import frame
 
 frame("Segment", "Upload a brain MRI slice or volume, choose a model, and look at the tumor it finds.")
 
-from seg_core.report import prediction_report, report_csv  # noqa: E402
+from seg_core.report import report_csv  # noqa: E402
 from seg_core.visualize import (  # noqa: E402
     PLANES,
-    TRUTH_COLOR,
     apply_window,
-    draw_mask,
-    overlay,
+    default_slice,
+    mask_picture,
     plane_count,
     plane_slice,
     plane_spacing,
-    square_pixels,
 )
-from ui.cache import mask_file, memo, prewarm, segmenter, window_limits  # noqa: E402
+from ui.cache import mask_file, segmenter, window_limits  # noqa: E402
 from ui.figures import presence_strip  # noqa: E402
-from ui.state import LAST_MODEL  # noqa: E402
-from ui.widgets import model_picker, postprocessing_controls, predict_with_progress, scan_picker  # noqa: E402
+from ui.frame import scan_and_model  # noqa: E402
+from ui.summaries import cached_report, size_metrics, slice_profile, truth_line  # noqa: E402
+from ui.widgets import postprocessing_controls, predict_with_progress  # noqa: E402
 
-active = scan_picker("segment")
-if active is None:
-    ready = prewarm(st.session_state.get(LAST_MODEL))  # load the model while the user picks a file
-    if ready:
-        st.caption(f"Model {ready} is loaded and ready.")
-    st.stop()
+active, model_id = scan_and_model("segment", prewarm_model=True)
 scan = active.scan
-
 with st.sidebar:
-    model_id = model_picker("segment", scan)
-if model_id is None:
-    st.stop()
-runner = segmenter(model_id)
-with st.sidebar:
-    settings = postprocessing_controls("segment", runner)
+    settings = postprocessing_controls("segment", segmenter(model_id))
 
 prediction = predict_with_progress(active, model_id, settings)
 if prediction is None:
@@ -77,25 +64,21 @@ if scan.num_channels > 1:
 show_truth = truth is not None and st.checkbox("Show the ground-truth outline (blue)", value=True, key="segment_truth")
 
 count = plane_count(scan.shape, plane)
-mask = prediction.mask
-if plane == "axial":
-    per_slice = np.asarray(prediction.sizes["slice_area_mm2"], dtype=float)
-    unit = "mm²" if scan.spacing_known else "px"
-else:
-    axes = (0, 2) if plane == "coronal" else (0, 1)
-    per_slice = mask.sum(axis=axes).astype(float)
-    unit = "voxels"
+per_slice, unit = slice_profile(scan, prediction, plane)
 index = 0
 if count > 1:
-    default = int(np.argmax(per_slice)) if per_slice.any() else count // 2
-    index = st.slider(f"{plane.capitalize()} slice", 0, count - 1, default, key=f"segment_slice_{plane}")
+    index = st.slider(f"{plane.capitalize()} slice", 0, count - 1, default_slice(per_slice), key=f"segment_slice_{plane}")
 
 low, high = window_limits(active.key, scan, channel, lower, upper)
 gray = apply_window(plane_slice(scan.array[channel], plane, index), low, high)
-picture = overlay(gray, plane_slice(mask, plane, index), opacity=opacity, style=style, windowed=True)
-if show_truth:
-    picture = draw_mask(picture, plane_slice(truth, plane, index), color=TRUTH_COLOR, style="contour")
-picture = square_pixels(picture, plane_spacing(scan.spacing, plane))
+picture = mask_picture(
+    gray,
+    plane_slice(prediction.mask, plane, index),
+    plane_slice(truth, plane, index) if show_truth else None,
+    plane_spacing(scan.spacing, plane),
+    opacity=opacity,
+    style=style,
+)
 
 left, right = st.columns([3, 2])
 with left:
@@ -108,30 +91,12 @@ with left:
             config={"displayModeBar": False},
         )
 
-# The report includes HD95 against the ground truth, which takes a while on a volume: once per setting.
-report = memo(
-    ("report", active.key, model_id, json.dumps(prediction.postprocessing, sort_keys=True), truth is not None),
-    lambda: prediction_report(scan, prediction, truth),
-)
+report = cached_report(active, prediction)
 with right:
-    sizes = prediction.sizes
-    st.metric("Tumor found", "yes" if report["tumor_present"] else "no")
-    if scan.is_2d:
-        area = report["largest_slice_area"]
-        st.metric("Tumor area", f"{area:.1f} mm²" if scan.spacing_known else f"{report['tumor_pixels']} px")
-    else:
-        volume = report["volume_ml"]
-        st.metric("Tumor volume", f"{volume:.2f} mL" if volume is not None else f"{report['tumor_pixels']} voxels")
-        st.metric("Slices with tumor", f"{report['slices_with_tumor']} of {scan.num_slices}")
-    st.metric("Separate regions", report["components"])
-    st.metric("Time", f"{prediction.seconds * 1000:.0f} ms")
-    if "metrics" in report:
-        figures = report["metrics"]
-        hd95 = figures.get("hd95")
-        st.markdown(
-            f"**Against the ground truth:** Dice {figures['dice']:.3f} · IoU {figures['iou']:.3f} · "
-            f"HD95 {'n/a' if hd95 is None else f'{hd95:.1f}'} {'mm' if scan.spacing_known else 'px'}"
-        )
+    for label, value in size_metrics(scan, report, prediction.seconds):
+        st.metric(label, value)
+    if (line := truth_line(scan, report)) is not None:
+        st.markdown(line)
     if not scan.spacing_known:
         st.caption("This file records no pixel size, so sizes are in pixels.")
     name, data, mime = mask_file(active.key, scan, prediction)

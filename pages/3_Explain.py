@@ -3,7 +3,6 @@ spiking models, what every block's neurons and attention do at every time step."
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
 from ui.frame import frame
@@ -14,40 +13,30 @@ frame(
     "for spiking models a look at their spikes and attention over time.",
 )
 
-from seg_core.explain import METHOD_INFO, METHODS, SPIKING_CAPTIONS, default_gradcam_layer, resize_map  # noqa: E402
-from seg_core.visualize import apply_window, draw_mask, heatmap_overlay  # noqa: E402
-from ui.cache import explanation, gradcam_layers, segmenter, window_limits  # noqa: E402
+from seg_core.explain import METHOD_INFO, METHODS, SPIKING_CAPTIONS, default_gradcam_layer  # noqa: E402
+from seg_core.verdict import explained_region, faithfulness_frame, faithfulness_verdict  # noqa: E402
+from seg_core.visualize import apply_window, default_slice  # noqa: E402
+from ui.cache import gradcam_layers, window_limits  # noqa: E402
+from ui.explain_view import attribution_panels, explanation_to_show, layer_choices, spiking_maps  # noqa: E402
 from ui.figures import animated_maps, bars_figure, deletion_figure, raster_figure, rate_matrix_figure  # noqa: E402
-from ui.state import EXPLANATION  # noqa: E402
-from ui.widgets import model_picker, predict_with_progress, scan_picker  # noqa: E402
+from ui.frame import scan_and_model  # noqa: E402
+from ui.widgets import predict_with_progress  # noqa: E402
 
-active = scan_picker("explain")
-if active is None:
-    st.stop()
+active, model_id = scan_and_model("explain")
 scan = active.scan
-with st.sidebar:
-    model_id = model_picker("explain", scan)
-if model_id is None:
-    st.stop()
-runner = segmenter(model_id)
-
 prediction = predict_with_progress(active, model_id)
 if prediction is None:
     st.stop()
 
 layers = gradcam_layers(active.key, scan, model_id, 0)
-layer_names = [info.name for info in layers]
-layer_labels = {info.name: info.label for info in layers}
-default_layer = default_gradcam_layer(layers)
+layer_names, layer_labels, default_layer_index = layer_choices(layers, default_gradcam_layer(layers))
 
 with st.form("explain_form"):
     st.markdown("**What to explain** (nothing runs until you press *Explain*)")
     index = 0
     if scan.num_slices > 1:
-        largest = prediction.sizes["largest_slice_index"]
-        index = st.slider(
-            "Axial slice", 0, scan.num_slices - 1, largest if largest >= 0 else scan.num_slices // 2, key="explain_slice"
-        )
+        start = default_slice(prediction.sizes["slice_area_mm2"])
+        index = st.slider("Axial slice", 0, scan.num_slices - 1, start, key="explain_slice")
     methods = st.multiselect(
         "Methods", METHODS, default=list(METHODS), format_func=lambda m: METHOD_INFO[m]["title"], key="explain_methods"
     )
@@ -56,7 +45,7 @@ with st.form("explain_form"):
         layer = st.selectbox(
             "Grad-CAM layer",
             layer_names,
-            index=layer_names.index(default_layer.name) if default_layer else 0,
+            index=default_layer_index,
             format_func=lambda name: layer_labels[name],
             key="explain_layer",
             help="The default is the bottleneck (coarsest features). Layers nearer the output give finer but less abstract maps.",
@@ -70,69 +59,35 @@ with st.form("explain_form"):
     )
     submitted = st.form_submit_button("Explain", type="primary")
 
-settings = (active.key, model_id, index, tuple(methods), layer, n_steps)
-stored = st.session_state.get(EXPLANATION)
-first_visit = stored is None or stored[0][:2] != settings[:2]
-if (submitted or first_visit) and methods:
-    bar = st.progress(0.0, text="Explaining...")
-
-    def tick(done: int, total: int, label: str) -> None:
-        bar.progress(min(done / max(total, 1), 1.0), text=f"Explaining: {label}")
-
-    result = explanation(active.key, scan, model_id, index, tuple(methods), layer, tick, n_steps)
-    bar.empty()
-    st.session_state[EXPLANATION] = (settings, result)
-    stored = st.session_state[EXPLANATION]
-if stored is None or stored[0][:2] != settings[:2]:
+shown = explanation_to_show(active, model_id, index, methods, layer, n_steps, submitted)
+if shown is None:
     st.info("Choose at least one method and press Explain.")
     st.stop()
-result = stored[1]
-if stored[0] != settings:
+result, stale = shown
+if stale:
     st.caption("Showing the last explanation; press *Explain* to apply the new settings.")
 
 # ---------------------------------------------------------------------------------------------
 # Attribution maps over the slice
-shown = result.index
 channel = scan.modalities.index("t1c") if "t1c" in scan.modalities else 0
 low, high = window_limits(active.key, scan, channel, 0.5, 99.5)
-gray = apply_window(scan.array[channel, shown], low, high)
-shape = gray.shape
-region = resize_map(result.region.astype(np.float32), shape, mode="nearest") > 0.5
-region_text = (
-    f"the {int(result.region.sum())} pixels {model_id} marks as tumor (probability ≥ {result.threshold:.2f})"
-    if result.region_source == "prediction"
-    else f"the {int(result.region.sum())} pixels with the highest tumor scores ({model_id} marks no tumor on this slice)"
-)
-st.subheader(f"Why {model_id} calls this region tumor (slice {shown})")
+gray = apply_window(scan.array[channel, result.index], low, high)
+st.subheader(f"Why {model_id} calls this region tumor (slice {result.index})")
 st.caption(
-    f"Every map explains one number: the sum of the model's tumor scores (logits) over {region_text}, outlined in blue. "
-    "Warm colours: pixels the score depends on most. Computed on the image the model sees (resized to "
+    f"Every map explains one number: the sum of the model's tumor scores (logits) over {explained_region(result, model_id)}, "
+    "outlined in blue. Warm colours: pixels the score depends on most. Computed on the image the model sees (resized to "
     f"{result.image.shape[2]}x{result.image.shape[1]}), shown at the slice's size."
 )
 opacity = st.slider("Map opacity", 0.0, 1.0, 0.65, 0.05, key="explain_opacity")
 outline = st.checkbox("Outline the explained region", value=True, key="explain_outline")
 
-panels = [("Scan", draw_mask(np.repeat(gray[..., None], 3, -1), region, (64, 200, 255), "contour") if outline else gray, "")]
-for method, attribution in result.attributions.items():
-    heat = np.clip(resize_map(attribution.heatmap, shape), 0, 1)
-    picture = heatmap_overlay(gray, heat, opacity=opacity)
-    if outline:
-        picture = draw_mask(picture, region, (64, 200, 255), "contour")
-    panels.append((attribution.title, picture, method))
+panels = attribution_panels(gray, result, opacity, outline)
 columns = st.columns(min(len(panels), 3))
-for position, (title, picture, method) in enumerate(panels):
+for position, panel in enumerate(panels):
     with columns[position % len(columns)]:
-        st.image(picture, caption=title, width="stretch")
-        if method:
-            attribution = result.attributions[method]
-            details = f"{attribution.seconds:.1f} s"
-            if attribution.layer:
-                details += f" · layer {attribution.layer}"
-            if attribution.convergence_delta is not None:
-                details += f" · completeness error {attribution.convergence_delta:.1%}"
-            st.caption(f"{attribution.caption} ({details})")
-            if attribution.note:
-                st.caption(f"ℹ️ {attribution.note}")
+        st.image(panel.picture, caption=panel.title, width="stretch")
+        for note in panel.notes:
+            st.caption(note)
 
 # ---------------------------------------------------------------------------------------------
 # Faithfulness
@@ -150,27 +105,9 @@ if result.curves:
         st.plotly_chart(deletion_figure(result.curves, measure), key="explain_deletion")
     with right:
         table = result.faithfulness_table()
-        st.dataframe(
-            [
-                {
-                    "method": row["method"],
-                    "area under Dice curve": row["auc_dice"],
-                    "area under probability curve": row["auc_probability"],
-                }
-                for row in table
-            ],
-            hide_index=True,
-            width="stretch",
-            key="explain_faithfulness_table",
-        )
-        ranked = sorted((row for row in table if row["key"] != "random"), key=lambda row: row["auc_dice"])
-        reference = next(row for row in table if row["key"] == "random")
-        if ranked:
-            best = ranked[0]
-            verdict = "better than" if best["auc_dice"] < reference["auc_dice"] else "no better than"
-            st.markdown(
-                f"On this slice **{best['method']}** explains best: deleting its top pixels destroys the prediction {verdict} deleting random pixels."
-            )
+        st.dataframe(faithfulness_frame(table), hide_index=True, width="stretch", key="explain_faithfulness_table")
+        if (verdict := faithfulness_verdict(table)) is not None:
+            st.markdown(verdict.sentence())
         st.caption(
             "Deletion test: the pixels a map ranks highest are blacked out first, and the model is asked again. If the map "
             "found what the model relies on, the prediction (its Dice with the original mask) collapses quickly, so the "
@@ -197,28 +134,16 @@ if activity is not None:
     else:
         step_column.caption("This model runs a single time step, so there is nothing to step through; TCSA-SNN uses four.")
 
-    def on_slice(values: np.ndarray) -> np.ndarray:
-        # Nearest neighbour: each square is one neuron position of the block's grid.
-        return resize_map(values, shape, mode="nearest")
-
-    top_rate = float(max(block.rate_maps.max(), 1e-6))
-    spatial = block.step_attention[step]
-    low_att, high_att = float(block.step_attention.min()), float(block.step_attention.max())
-    scaled = (spatial - low_att) / (high_att - low_att) if high_att > low_att else np.zeros_like(spatial)
+    maps = spiking_maps(gray, block, step)
+    low_att, high_att = maps.attention_range
     first, second = st.columns(2)
     with first:
-        st.image(
-            heatmap_overlay(gray, on_slice(block.rate_maps[step] / top_rate), opacity=0.75),
-            caption=f"Spike rate, {labels[block_name]}, step {step}",
-            width="stretch",
+        st.image(maps.rates, caption=f"Spike rate, {labels[block_name]}, step {step}", width="stretch")
+        st.caption(
+            f"{SPIKING_CAPTIONS['spike_rate']} Brightest here: {maps.top_rate:.0%} of the {block.channels} channels firing."
         )
-        st.caption(f"{SPIKING_CAPTIONS['spike_rate']} Brightest here: {top_rate:.0%} of the {block.channels} channels firing.")
     with second:
-        st.image(
-            heatmap_overlay(gray, on_slice(scaled), opacity=0.75, colormap="viridis"),
-            caption=f"Attention applied at step {step}",
-            width="stretch",
-        )
+        st.image(maps.attention, caption=f"Attention applied at step {step}", width="stretch")
         st.caption(
             f"{SPIKING_CAPTIONS['step_attention']} Scale: {low_att:.2f} (dark) to {high_att:.2f} (bright). {SPIKING_CAPTIONS['spatial']}"
         )
@@ -234,7 +159,7 @@ if activity is not None:
         st.caption(SPIKING_CAPTIONS["channel"])
     if steps > 1:
         st.plotly_chart(
-            animated_maps(block.rate_maps, f"Spike rate of {labels[block_name]} over time (press play)", zmax=top_rate),
+            animated_maps(block.rate_maps, f"Spike rate of {labels[block_name]} over time (press play)", zmax=maps.top_rate),
             key="explain_animation",
         )
     lower, upper = st.columns(2)

@@ -14,7 +14,15 @@ frame(
 from seg_core.models import get_spec, list_models  # noqa: E402
 from ui.cache import available_weights, weights_dir  # noqa: E402
 from ui.figures import pareto_figure  # noqa: E402
-from ui.zoo import leaderboard_tables, load_board, model_card  # noqa: E402
+from ui.zoo import (  # noqa: E402
+    architectures_table,
+    leaderboard_tables,
+    load_board,
+    model_card,
+    published_table,
+    ranked_models,
+    unranked_models,
+)
 
 weights = available_weights()
 if not weights:
@@ -27,8 +35,7 @@ if board is None:
     )
     board = {"datasets": {}, "rows": []}
 tables = leaderboard_tables(board)
-ranked = {row["id"] for entry in tables.values() for row in entry["rows"]}
-if unranked := sorted(set(weights) - ranked):
+if unranked := unranked_models(weights, tables):
     st.info(f"Shipped but not in the leaderboard yet (run `evaluate --all`): {', '.join(unranked)}.")
 
 for dataset, entry in tables.items():
@@ -39,8 +46,7 @@ for dataset, entry in tables.items():
         "as the image diagonal (BraTS convention). Energy is estimated from operation counts for one slice at the model's "
         "input size; latency is the median CPU time of one slice. Models of different data sets are not comparable."
     )
-    plotted = [row for row in entry["rows"] if row.get("primary_mean") is not None]
-    if plotted:
+    if plotted := entry["plotted"]:
         left, right = st.columns(2)
         left.plotly_chart(pareto_figure(plotted, "energy_mj", entry["label"]), key=f"zoo_pareto_energy_{dataset}")
         right.plotly_chart(pareto_figure(plotted, "latency_ms", entry["label"]), key=f"zoo_pareto_latency_{dataset}")
@@ -48,12 +54,12 @@ for dataset, entry in tables.items():
 
 if board.get("published"):
     with st.expander("Figures the seed projects published (not comparable)"):
-        st.dataframe(board["published"], hide_index=True, width="stretch", key="zoo_published")
+        st.dataframe(published_table(board), hide_index=True, width="stretch", key="zoo_published")
         if board.get("published_note"):
             st.caption(board["published_note"])
 
 st.subheader("Model cards")
-model_id = st.selectbox("Model", [row["id"] for entry in tables.values() for row in entry["rows"]] or weights, key="zoo_card")
+model_id = st.selectbox("Model", ranked_models(tables) or weights, key="zoo_card")
 card = model_card(model_id, weights_dir())
 if card:
     with st.container(border=True):
@@ -63,19 +69,7 @@ else:
 
 st.subheader("Architectures")
 st.caption("Every architecture the zoo can build; only those with trained weights appear above.")
-architectures = []
-for name in list_models():
-    spec = get_spec(name)
-    architectures.append(
-        {
-            "architecture": name,
-            "title": spec.title,
-            "family": spec.family,
-            "spiking": "yes" if spec.spiking else "no",
-            "trained weights": ", ".join(w for w in weights if w.split(".")[0] == name) or "none yet",
-        }
-    )
-st.dataframe(architectures, hide_index=True, width="stretch", key="zoo_architectures")
+st.dataframe(architectures_table(weights), hide_index=True, width="stretch", key="zoo_architectures")
 with st.expander("What each architecture does"):
     for name in list_models():
         spec = get_spec(name)

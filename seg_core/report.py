@@ -17,12 +17,11 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from seg_core.postprocess import tumor_size
 
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
     from seg_core.inference import Prediction
     from seg_core.scans import Scan
 
-__all__ = ["DISCLAIMER", "prediction_report", "report_csv"]
+__all__ = ["DISCLAIMER", "prediction_report", "report_csv", "report_tables"]
 
 DISCLAIMER = "Research and teaching only: not a medical device, not for diagnosis or treatment."
 
@@ -89,34 +88,47 @@ def prediction_report(scan: Scan, prediction: Prediction, truth: np.ndarray | No
     return report
 
 
+SUMMARY_FIELDS = (
+    "model",
+    "seconds",
+    "units",
+    "tumor_present",
+    "tumor_pixels",
+    "largest_slice_area",
+    "largest_slice_index",
+    "slices_with_tumor",
+    "volume_ml",
+    "components",
+)
+
+
+def _cell(value: Any) -> Any:
+    return " x ".join(str(v) for v in value) if isinstance(value, list) else value
+
+
+def report_tables(report: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The report as two tables: ``field, value`` for the summary, and one row per slice.
+
+    Values keep their Python types (``object`` columns), so a CSV writes them as the JSON shows them.
+    """
+    fields = [("disclaimer", report["disclaimer"])]
+    fields += [(f"scan_{key}", _cell(report["scan"][key])) for key in ("name", "format", "shape_dhw", "modalities", "spacing_mm")]
+    fields += [(key, report[key]) for key in SUMMARY_FIELDS]
+    fields += [(f"postprocessing_{key}", value) for key, value in report["postprocessing"].items()]
+    fields += [(f"metric_{key}", value) for key, value in report.get("metrics", {}).items()]
+    summary = pd.DataFrame(fields, columns=["field", "value"], dtype=object)
+    area = f"area_{'mm2' if report['units'] == 'mm' else 'px'}"
+    per_slice = pd.DataFrame(
+        [(row["slice"], int(row["tumor"]), row["area"]) for row in report["per_slice"]],
+        columns=["slice", "tumor", area],
+        dtype=object,
+    )
+    return summary, per_slice
+
+
 def report_csv(report: dict[str, Any]) -> str:
-    """The report as CSV: ``field,value`` rows for the summary, then one row per slice."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["field", "value"])
-    writer.writerow(["disclaimer", report["disclaimer"]])
-    for key in ("name", "format", "shape_dhw", "modalities", "spacing_mm"):
-        value = report["scan"][key]
-        writer.writerow([f"scan_{key}", " x ".join(str(v) for v in value) if isinstance(value, list) else value])
-    for key in (
-        "model",
-        "seconds",
-        "units",
-        "tumor_present",
-        "tumor_pixels",
-        "largest_slice_area",
-        "largest_slice_index",
-        "slices_with_tumor",
-        "volume_ml",
-        "components",
-    ):
-        writer.writerow([key, "" if report[key] is None else report[key]])
-    for key, value in report["postprocessing"].items():
-        writer.writerow([f"postprocessing_{key}", value])
-    for key, value in report.get("metrics", {}).items():
-        writer.writerow([f"metric_{key}", "" if value is None else value])
-    writer.writerow([])
-    writer.writerow(["slice", "tumor", f"area_{'mm2' if report['units'] == 'mm' else 'px'}"])
-    for row in report["per_slice"]:
-        writer.writerow([row["slice"], int(row["tumor"]), "" if row["area"] is None else row["area"]])
-    return buffer.getvalue()
+    """The report as CSV: ``field,value`` rows for the summary, a blank line, then one row per slice."""
+    summary, per_slice = report_tables(report)
+    # csv's line ends, so the file is the same as before pandas wrote it.
+    options = {"index": False, "lineterminator": "\r\n", "na_rep": ""}
+    return summary.to_csv(**options) + "\r\n" + per_slice.to_csv(**options)

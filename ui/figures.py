@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -209,16 +210,11 @@ def pairwise_figure(names: Sequence[str], matrix: np.ndarray) -> go.Figure:
     return figure
 
 
-def cost_figure(rows: list[dict[str, Any]]) -> go.Figure:
-    """Estimated energy and latency per model, side by side."""
-    names = [row["model"] for row in rows]
+def cost_figure(table: pd.DataFrame) -> go.Figure:
+    """Estimated energy and latency per model, side by side (``model``, ``energy_mj``, ``latency_ms`` columns)."""
     figure = make_subplots(rows=1, cols=2, subplot_titles=("estimated energy per slice (mJ)", "latency per slice (ms)"))
-    figure.add_trace(
-        go.Bar(x=names, y=[row.get("energy_mj") for row in rows], marker_color=COLORS[0], name="energy"), row=1, col=1
-    )
-    figure.add_trace(
-        go.Bar(x=names, y=[row.get("latency_ms") for row in rows], marker_color=COLORS[1], name="latency"), row=1, col=2
-    )
+    figure.add_trace(go.Bar(x=table["model"], y=table["energy_mj"], marker_color=COLORS[0], name="energy"), row=1, col=1)
+    figure.add_trace(go.Bar(x=table["model"], y=table["latency_ms"], marker_color=COLORS[1], name="latency"), row=1, col=2)
     figure.update_layout(height=320, showlegend=False, **SMALL)
     return figure
 

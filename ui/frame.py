@@ -1,11 +1,12 @@
-"""The frame every page calls first: page config, title, the intended-use line, the sidebar."""
+"""The frame every page calls first (page config, title, the intended-use line, the sidebar), and the preamble
+that picks a scan and a model."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from seg_core.report import DISCLAIMER
-from ui.state import get_active_scan
+from ui.state import ActiveScan, get_active_scan
 
 APP_NAME = "BrainSeg Studio"
 
@@ -25,3 +26,26 @@ def frame(title: str, intro: str | None = None, *, icon: str = "🧠") -> None:
         if active is not None:
             st.caption(f"Current scan: **{active.label}** ({active.origin}); the other pages use it too.")
         st.caption(f"{APP_NAME}: brain-tumor segmentation with conventional and spiking networks. Uploads stay in memory only.")
+
+
+def scan_and_model(page: str, *, prewarm_model: bool = False) -> tuple[ActiveScan, str]:
+    """The preamble of a one-model page: the scan picker, then the model picker in the sidebar.
+
+    Stops the page (``st.stop``) until a scan and a fitting model are chosen. With ``prewarm_model``
+    the last model used is loaded while the user is still choosing a file.
+    """
+    # Imported here: they load torch, and frame() must draw the page's title before that wait.
+    from ui.cache import prewarm
+    from ui.state import LAST_MODEL
+    from ui.widgets import model_picker, scan_picker
+
+    active = scan_picker(page)
+    if active is None:
+        if prewarm_model and (ready := prewarm(st.session_state.get(LAST_MODEL))):
+            st.caption(f"Model {ready} is loaded and ready.")
+        st.stop()
+    with st.sidebar:
+        model_id = model_picker(page, active.scan)
+    if model_id is None:
+        st.stop()
+    return active, model_id
