@@ -18,38 +18,23 @@ Example:
 
 from __future__ import annotations
 
-import torch
-import torch.nn as nn
-
 from seg_core.models._registry import ModelSpec, register_model
-from seg_core.models.blocks.attention import AttentionGate
 from seg_core.models.unet import UNet
 
 
 class AttentionUNet(UNet):
-    """U-Net with additive attention gates on its skips.
+    """U-Net with additive attention gates on its skips (``UNet(skip_attention="gate")``).
 
     The gating signal of the skip at level ``l`` is the decoder state one level deeper (before its
     upsampling), as in the paper: it has seen more context than the skip and tells the gate which
-    regions matter.
+    regions matter. The gates are ``gates[i]``, deepest first, like the decoders.
 
     Args:
-        in_channels: number of input modalities.
-        out_channels: number of output logits per pixel (1 for a binary tumor mask).
-        width: channels of the first stage; later stages double it.
-        depth: number of pooling steps (4 in the paper).
+        in_channels, out_channels, width, depth: as for :class:`~seg_core.models.unet.UNet`.
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, width: int = 64, depth: int = 4) -> None:
-        super().__init__(in_channels, out_channels, width=width, depth=depth)
-        channels = [width * 2**level for level in range(depth + 1)]
-        # One gate per decoder step, deepest first, as the decoders.
-        self.gates = nn.ModuleList(
-            AttentionGate(skip_channels=channels[level], gating_channels=channels[level + 1]) for level in reversed(range(depth))
-        )
-
-    def gate_skip(self, index: int, skip: torch.Tensor, gating: torch.Tensor) -> torch.Tensor:
-        return self.gates[index](skip, gating=gating)
+        super().__init__(in_channels, out_channels, width=width, depth=depth, skip_attention="gate")
 
 
 attention_unet = register_model(

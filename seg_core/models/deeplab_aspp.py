@@ -37,36 +37,13 @@ import torch.nn.functional as F
 
 from seg_core.models._registry import ModelSpec, register_model
 from seg_core.models.blocks.aspp import ASPP
-from seg_core.models.blocks.conv import ResidualBlock, SegmentationNet, resnet_stem
+from seg_core.models.blocks.conv import SegmentationNet, conv_bn_relu, resnet_stem
+from seg_core.models.blocks.encoders import Bottleneck, resnet_stages
+
+# Bottleneck is kept importable from here, where it used to live.
+__all__ = ["DeepLabV3Plus", "Bottleneck", "RESNET101_LAYERS"]
 
 RESNET101_LAYERS = (3, 4, 23, 3)
-
-
-class Bottleneck(ResidualBlock):
-    """ResNet bottleneck block: ``conv1x1 -> conv3x3 (stride, dilation) -> conv1x1 (x4)`` plus shortcut.
-
-    Args:
-        in_channels: input channels.
-        planes: channels of the inner 3x3 convolution; the output has ``4 * planes``.
-        stride: stride of the 3x3 convolution (as in torchvision's ResNet v1.5).
-        dilation: dilation of the 3x3 convolution.
-    """
-
-    expansion = 4
-
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, dilation: int = 1) -> None:
-        out_channels = planes * self.expansion
-        body = nn.Sequential(
-            nn.Conv2d(in_channels, planes, kernel_size=1, bias=False),
-            nn.BatchNorm2d(planes),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(planes, planes, kernel_size=3, stride=stride, padding=dilation, dilation=dilation, bias=False),
-            nn.BatchNorm2d(planes),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(planes, out_channels, kernel_size=1, bias=False),
-            nn.BatchNorm2d(out_channels),
-        )
-        super().__init__(body, in_channels, out_channels, stride)
 
 
 class DeepLabV3Plus(SegmentationNet):
@@ -105,32 +82,19 @@ class DeepLabV3Plus(SegmentationNet):
         # Stem /4, stages 2 and 3 /16; the dilated last stage keeps /16.
         super().__init__(input_multiple=16)
         self.stem = resnet_stem(in_channels, width)
-        self.stages = nn.ModuleList()
-        previous = width
-        for stage, count in enumerate(layers):
-            planes = width * 2**stage
-            blocks = []
-            for index in range(count):
-                if stage < 3:
-                    stride, dilation = (2 if stage > 0 and index == 0 else 1), 1
-                else:
-                    stride, dilation = 1, 2 * multi_grid[index % len(multi_grid)]
-                blocks.append(Bottleneck(previous, planes, stride=stride, dilation=dilation))
-                previous = planes * Bottleneck.expansion
-            self.stages.append(nn.Sequential(*blocks))
-        self.aspp = ASPP(previous, aspp_channels, rates=aspp_rates, dropout=dropout)
-        self.low_level = nn.Sequential(
-            nn.Conv2d(width * Bottleneck.expansion, low_level_channels, kernel_size=1, bias=False),
-            nn.BatchNorm2d(low_level_channels),
-            nn.ReLU(inplace=True),
+        # Stages 2 and 3 halve the size; the last keeps /16 and dilates instead, by the multi-grid rates.
+        self.stages = resnet_stages(
+            Bottleneck,
+            width,
+            widths=[width * 2**stage for stage in range(4)],
+            layers=layers,
+            strides=(1, 2, 2, 1),
+            dilations=((1,), (1,), (1,), tuple(2 * rate for rate in multi_grid)),
         )
+        self.aspp = ASPP(width * 8 * Bottleneck.expansion, aspp_channels, rates=aspp_rates, dropout=dropout)
+        self.low_level = nn.Sequential(*conv_bn_relu(width * Bottleneck.expansion, low_level_channels, kernel_size=1))
         self.decoder = nn.Sequential(
-            nn.Conv2d(aspp_channels + low_level_channels, decoder_channels, kernel_size=3, padding=1, bias=False),
-            nn.BatchNorm2d(decoder_channels),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(decoder_channels, decoder_channels, kernel_size=3, padding=1, bias=False),
-            nn.BatchNorm2d(decoder_channels),
-            nn.ReLU(inplace=True),
+            *conv_bn_relu(aspp_channels + low_level_channels, decoder_channels), *conv_bn_relu(decoder_channels, decoder_channels)
         )
         self.head = nn.Conv2d(decoder_channels, out_channels, kernel_size=1)
 

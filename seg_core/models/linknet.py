@@ -25,25 +25,12 @@ import torch
 import torch.nn as nn
 
 from seg_core.models._registry import ModelSpec, register_model
-from seg_core.models.blocks.attention import AttentionGate
-from seg_core.models.blocks.conv import ResidualBlock, SegmentationNet, resnet_stem
+from seg_core.models.blocks.attention import make_skip_attention
+from seg_core.models.blocks.conv import SegmentationNet, conv_bn_relu, resnet_stem
+from seg_core.models.blocks.encoders import BasicBlock, resnet_stages
 
-
-class BasicBlock(ResidualBlock):
-    """ResNet BasicBlock (He et al. 2016): ``relu(bn(conv3x3(relu(bn(conv3x3(x))))) + shortcut(x))``.
-
-    The shortcut is a strided 1x1 convolution with BatchNorm when the shape changes, else identity.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
-        body = nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels),
-        )
-        super().__init__(body, in_channels, out_channels, stride)
+# Kept importable from here, where LinkNet's BasicBlock used to live.
+__all__ = ["LinkNetAG", "LinkNetDecoderBlock", "BasicBlock"]
 
 
 class LinkNetDecoderBlock(nn.Sequential):
@@ -56,17 +43,9 @@ class LinkNetDecoderBlock(nn.Sequential):
     def __init__(self, in_channels: int, out_channels: int, stride: int = 2) -> None:
         squeezed = max(in_channels // 4, 1)
         super().__init__(
-            nn.Conv2d(in_channels, squeezed, kernel_size=1, bias=False),
-            nn.BatchNorm2d(squeezed),
-            nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(
-                squeezed, squeezed, kernel_size=3, stride=stride, padding=1, output_padding=stride - 1, bias=False
-            ),
-            nn.BatchNorm2d(squeezed),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(squeezed, out_channels, kernel_size=1, bias=False),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True),
+            *conv_bn_relu(in_channels, squeezed, kernel_size=1),
+            *conv_bn_relu(squeezed, squeezed, stride=stride, transposed=True),
+            *conv_bn_relu(squeezed, out_channels, kernel_size=1),
         )
 
 
@@ -74,40 +53,38 @@ class LinkNetAG(SegmentationNet):
     """LinkNet (ResNet-18 encoder) whose encoder-to-decoder links pass through attention gates.
 
     Args:
-        in_channels: number of input modalities.
-        out_channels: number of output logits per pixel (1 for a binary tumor mask).
+        in_channels: input modalities of the ResNet stem.
+        out_channels: logits per pixel of the full-resolution head.
         width: channels of the stem and first stage; later stages double it (64 in the paper).
         blocks_per_stage: BasicBlocks per encoder stage (2, as in ResNet-18).
+        skip_attention: attention on every link, by name
+            (:func:`~seg_core.models.blocks.attention.make_skip_attention`), driven by the decoder block's input.
     """
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 1, width: int = 64, blocks_per_stage: int = 2) -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        width: int = 64,
+        blocks_per_stage: int = 2,
+        skip_attention: str = "gate",
+    ) -> None:
         super().__init__(input_multiple=32)
         channels = [width * 2**level for level in range(4)]
         self.stem = resnet_stem(in_channels, width)
-        self.encoders = nn.ModuleList()
-        previous = width
-        for level, out in enumerate(channels):
-            stride = 1 if level == 0 else 2  # ResNet-18: the max pooling already halved the first stage
-            blocks = [BasicBlock(previous, out, stride)] + [BasicBlock(out, out) for _ in range(blocks_per_stage - 1)]
-            self.encoders.append(nn.Sequential(*blocks))
-            previous = out
+        # ResNet-18: the stem's max pooling already halved the input of the first stage.
+        self.encoders = resnet_stages(BasicBlock, width, channels, [blocks_per_stage] * 4, strides=(1, 2, 2, 2))
         # Decoder level l undoes encoder stage l: its output has the shape of that stage's input,
         # to which the gated input is added. Stage 0 kept the size, so decoder 0 does not upsample.
         inputs = [width, *channels[:-1]]
         self.decoders = nn.ModuleList(
             LinkNetDecoderBlock(channels[level], inputs[level], stride=1 if level == 0 else 2) for level in range(4)
         )
-        self.gates = nn.ModuleList(
-            AttentionGate(skip_channels=inputs[level], gating_channels=channels[level]) for level in range(4)
-        )
+        self.gates = nn.ModuleList(make_skip_attention(skip_attention, inputs[level], channels[level]) for level in range(4))
         half = max(width // 2, 1)
         self.head = nn.Sequential(
-            nn.ConvTranspose2d(width, half, kernel_size=3, stride=2, padding=1, output_padding=1, bias=False),
-            nn.BatchNorm2d(half),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(half, half, kernel_size=3, padding=1, bias=False),
-            nn.BatchNorm2d(half),
-            nn.ReLU(inplace=True),
+            *conv_bn_relu(width, half, stride=2, transposed=True),
+            *conv_bn_relu(half, half),
             nn.ConvTranspose2d(half, out_channels, kernel_size=2, stride=2),
         )
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from seg_core.models._registry import ModelSpec, register_model
-from seg_core.models.blocks.attention import DropBlock2d, SpatialAttention
+from seg_core.models.blocks.attention import DropBlock2d, make_feature_attention
 from seg_core.models.blocks.conv import UNetSkeleton
 
 
@@ -45,15 +45,16 @@ class DropBlockConv(nn.Sequential):
 
 
 class SAUNet(UNetSkeleton):
-    """Spatial Attention U-Net.
+    """Spatial Attention U-Net: the U-Net skeleton with DropBlock stages and attention in the bottleneck.
 
     Args:
-        in_channels: number of input modalities.
-        out_channels: number of output logits per pixel (1 for a binary tumor mask).
+        in_channels, out_channels: input modalities and logits per pixel, as for the U-Net.
         width: channels of the first stage (``start_neurons``, 16 in the paper); later stages double it.
         depth: number of pooling steps (3 in the paper).
         block_size: DropBlock square side (7 in the paper).
         keep_prob: DropBlock keep probability (0.9 in the paper).
+        bottleneck_attention: attention between the bottleneck's two blocks, by name
+            (:func:`~seg_core.models.blocks.attention.make_feature_attention`; ``"spatial"`` in the paper).
     """
 
     def __init__(
@@ -64,6 +65,7 @@ class SAUNet(UNetSkeleton):
         depth: int = 3,
         block_size: int = 7,
         keep_prob: float = 0.9,
+        bottleneck_attention: str = "spatial",
     ) -> None:
         channels = [width * 2**level for level in range(depth + 1)]
 
@@ -84,7 +86,7 @@ class SAUNet(UNetSkeleton):
             make_upsampler=upsampler,
             bottleneck=nn.Sequential(
                 DropBlockConv(channels[depth - 1], channels[depth], block_size, keep_prob),
-                SpatialAttention(kernel_size=7),
+                make_feature_attention(bottleneck_attention, channels[depth]),
                 DropBlockConv(channels[depth], channels[depth], block_size, keep_prob),
             ),
         )

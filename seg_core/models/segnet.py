@@ -31,60 +31,51 @@ import torch
 import torch.nn as nn
 
 from seg_core.models._registry import ModelSpec, register_model
-from seg_core.models.blocks.attention import AttentionGate
-from seg_core.models.blocks.conv import SegmentationNet
+from seg_core.models.blocks.attention import make_skip_attention
+from seg_core.models.blocks.conv import SegmentationNet, conv_bn_relu
+from seg_core.models.blocks.encoders import VGG16_LAYERS, VGG16_MULTIPLIERS, vgg_stages
 
-# Convolution layers per stage of VGG-16, and each stage's width relative to the first.
-VGG16_LAYERS = (2, 2, 3, 3, 3)
-VGG16_MULTIPLIERS = (1, 2, 4, 8, 8)
-
-
-def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
-    return [
-        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    ]
+__all__ = ["SegNetAG", "VGG16_LAYERS", "VGG16_MULTIPLIERS"]
 
 
 class SegNetAG(SegmentationNet):
     """SegNet (VGG-16 encoder, index unpooling) with attention-gated additive skips.
 
     Args:
-        in_channels: number of input modalities.
-        out_channels: number of output logits per pixel (1 for a binary tumor mask).
+        in_channels: input modalities of the VGG encoder.
+        out_channels: logits per pixel of SegNet's final 3x3 classifier.
         width: channels of the first stage (64 in the paper).
         layers: conv layers per stage (VGG-16: 2, 2, 3, 3, 3); the stage count sets the pooling steps.
+        skip_attention: attention on every skip, by name
+            (:func:`~seg_core.models.blocks.attention.make_skip_attention`), driven by the deeper decoder state.
     """
 
     def __init__(
-        self, in_channels: int = 1, out_channels: int = 1, width: int = 64, layers: Sequence[int] = VGG16_LAYERS
+        self,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        width: int = 64,
+        layers: Sequence[int] = VGG16_LAYERS,
+        skip_attention: str = "gate",
     ) -> None:
         layers = tuple(layers)
         if len(layers) > len(VGG16_MULTIPLIERS) or min(layers, default=0) < 1:
             raise ValueError(f"layers must give 1 to {len(VGG16_MULTIPLIERS)} stages of at least one conv, got {list(layers)}")
         super().__init__(input_multiple=2 ** len(layers))
         channels = [width * VGG16_MULTIPLIERS[stage] for stage in range(len(layers))]
-        self.encoders = nn.ModuleList()
-        previous = in_channels
-        for stage, count in enumerate(layers):
-            modules = _conv_bn_relu(previous, channels[stage])
-            for _ in range(count - 1):
-                modules += _conv_bn_relu(channels[stage], channels[stage])
-            self.encoders.append(nn.Sequential(*modules))
-            previous = channels[stage]
+        self.encoders = vgg_stages(in_channels, channels, layers)
         self.pool = nn.MaxPool2d(kernel_size=2, stride=2, return_indices=True)
         self.unpool = nn.MaxUnpool2d(kernel_size=2, stride=2)
+        self.gates = nn.ModuleList(make_skip_attention(skip_attention, c, c) for c in channels)
         # Decoder stage s mirrors encoder stage s: all its layers keep the stage's width except the
         # last, which narrows to the next stage up (SegNet's conv*_1_D layers).
-        self.gates = nn.ModuleList(AttentionGate(skip_channels=c, gating_channels=c) for c in channels)
         self.decoders = nn.ModuleList()
         for stage, count in enumerate(layers):
             modules = []
             for _ in range(count - 1):
-                modules += _conv_bn_relu(channels[stage], channels[stage])
+                modules += conv_bn_relu(channels[stage], channels[stage])
             if stage > 0:
-                modules += _conv_bn_relu(channels[stage], channels[stage - 1])
+                modules += conv_bn_relu(channels[stage], channels[stage - 1])
             self.decoders.append(nn.Sequential(*modules))
         # Stage 0's last layer is SegNet's classifier: a 3x3 convolution to the logits, no BN/ReLU.
         self.head = nn.Conv2d(channels[0], out_channels, kernel_size=3, padding=1)

@@ -28,10 +28,15 @@ class UNet(UNetSkeleton):
         out_channels: number of output logits per pixel (1 for a binary tumor mask).
         width: channels of the first stage; later stages double it.
         depth: number of pooling steps (4 in the paper).
+        skip_attention: attention on every skip by name (``"gate"`` makes it the Attention U-Net),
+            or ``None``.
     """
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 1, width: int = 64, depth: int = 4) -> None:
-        super().__init__(in_channels, out_channels, channels=[width * 2**level for level in range(depth + 1)])
+    def __init__(
+        self, in_channels: int = 1, out_channels: int = 1, width: int = 64, depth: int = 4, skip_attention: str | None = None
+    ) -> None:
+        channels = [width * 2**level for level in range(depth + 1)]
+        super().__init__(in_channels, out_channels, channels, skip_attention=skip_attention)
 
 
 unet = register_model(

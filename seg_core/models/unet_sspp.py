@@ -123,6 +123,7 @@ class UNetSSPP(UNet):
         )
 
     def refine_bottleneck(self, x: torch.Tensor) -> torch.Tensor:
+        """The bottleneck map through the Swin spatial pyramid (a residual refinement)."""
         return self.pyramid(x)
 
 

@@ -12,15 +12,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from seg_core.models.blocks.conv import conv_bn_relu
+
 __all__ = ["ASPP", "ImagePoolingBatchNorm"]
-
-
-def _conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 1, dilation: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size, padding=dilation * (kernel_size // 2), dilation=dilation, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
 
 
 class ImagePoolingBatchNorm(nn.BatchNorm2d):
@@ -62,8 +56,8 @@ class ASPP(nn.Module):
         self, in_channels: int, out_channels: int = 256, rates: Sequence[int] = (6, 12, 18), dropout: float = 0.1
     ) -> None:
         super().__init__()
-        self.branches = nn.ModuleList([_conv_bn_relu(in_channels, out_channels, kernel_size=1)])
-        self.branches.extend(_conv_bn_relu(in_channels, out_channels, kernel_size=3, dilation=rate) for rate in rates)
+        self.branches = nn.ModuleList([nn.Sequential(*conv_bn_relu(in_channels, out_channels, kernel_size=1))])
+        self.branches.extend(nn.Sequential(*conv_bn_relu(in_channels, out_channels, dilation=rate)) for rate in rates)
         self.image_pooling = nn.Sequential(
             nn.AdaptiveAvgPool2d(1),
             nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False),
@@ -71,7 +65,7 @@ class ASPP(nn.Module):
             nn.ReLU(inplace=True),
         )
         self.project = nn.Sequential(
-            _conv_bn_relu(out_channels * (len(self.branches) + 1), out_channels, kernel_size=1),
+            nn.Sequential(*conv_bn_relu(out_channels * (len(self.branches) + 1), out_channels, kernel_size=1)),
             nn.Dropout(dropout),
         )
 

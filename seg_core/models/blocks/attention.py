@@ -1,24 +1,50 @@
-"""Attention and regularisation blocks of the conventional attention networks.
+"""Attention and regularisation blocks of the conventional attention networks, chosen by name.
 
 - :class:`AttentionGate`: additive attention gate on a skip connection (Attention U-Net,
-  Oktay et al. 2018), also used by the LinkNet and SegNet variants of the zoo.
+  Oktay et al. 2018), used by the U-Net, LinkNet and SegNet variants of the zoo.
 - :class:`SpatialAttention`: channel mean + max -> 7x7 convolution -> sigmoid (CBAM's spatial
   branch, Woo et al. 2018), used in SA-UNet's bottleneck (Guo et al. 2020).
+- :class:`ChannelAttention` and :class:`CBAM`: CBAM's channel branch, and both branches in turn.
 - :class:`DropBlock2d`: structured dropout of contiguous square regions (Ghiasi et al. 2018);
   MONAI and torch have no module of it that matches SA-UNet's reference code, so it lives here.
 
-Each block keeps its attention map in a ``coefficients`` submodule whose output is ``(B, 1, H, W)``
-in ``[0, 1]``, so explanation tools and tests can read it with a forward hook instead of the blocks
-storing tensors between calls.
+Networks take attention as a name, as segmentation_models_pytorch does, so a config stays JSON:
+:func:`make_skip_attention` builds the attention on a skip connection (driven by a gating signal),
+:func:`make_feature_attention` the attention on a feature map. Adding a kind means adding it to
+:data:`SKIP_ATTENTIONS` or :data:`FEATURE_ATTENTIONS`.
+
+Each block keeps its attention map in a ``coefficients`` submodule whose output is in ``[0, 1]``
+(``(B, 1, H, W)`` per pixel, ``(B, C, 1, 1)`` per channel), so explanation tools and tests can read
+it with a forward hook instead of the blocks storing tensors between calls.
+
+Example:
+    >>> import torch
+    >>> gate = make_skip_attention("gate", skip_channels=8, gating_channels=16)
+    >>> gate(torch.ones(1, 8, 32, 32), gating=torch.ones(1, 16, 16, 16)).shape
+    torch.Size([1, 8, 32, 32])
+    >>> type(make_feature_attention("cbam", channels=32)).__name__
+    'CBAM'
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["AttentionGate", "SpatialAttention", "DropBlock2d"]
+__all__ = [
+    "AttentionGate",
+    "SpatialAttention",
+    "ChannelAttention",
+    "CBAM",
+    "DropBlock2d",
+    "SKIP_ATTENTIONS",
+    "FEATURE_ATTENTIONS",
+    "make_skip_attention",
+    "make_feature_attention",
+]
 
 
 class AttentionGate(nn.Module):
@@ -87,6 +113,87 @@ class SpatialAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         summary = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
         return x * self.coefficients(summary)
+
+
+class ChannelAttention(nn.Module):
+    """Channel attention (Woo et al., CBAM, ECCV 2018): ``x * sigmoid(MLP(avgpool(x)) + MLP(maxpool(x)))``.
+
+    The spatial average and maximum of every channel go through one shared MLP of 1x1
+    convolutions ``C -> C / reduction -> C``; the sum of the two outputs, through a sigmoid,
+    weights each channel.
+
+    Args:
+        channels: ``C``.
+        reduction: hidden width of the MLP is ``C // reduction`` (at least 1; 16 in the paper).
+
+    Shapes:
+        input and output ``(B, C, H, W)``; the ``coefficients`` submodule outputs ``(B, C, 1, 1)``.
+    """
+
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        hidden = max(channels // reduction, 1)
+        self.mlp = nn.Sequential(
+            nn.Conv2d(channels, hidden, kernel_size=1, bias=False),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, channels, kernel_size=1, bias=False),
+        )
+        self.coefficients = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        summary = self.mlp(F.adaptive_avg_pool2d(x, 1)) + self.mlp(F.adaptive_max_pool2d(x, 1))
+        return x * self.coefficients(summary)
+
+
+class CBAM(nn.Sequential):
+    """Convolutional Block Attention Module (Woo et al., ECCV 2018): channel attention, then spatial attention.
+
+    Args:
+        channels: ``C``.
+        reduction: reduction of the channel MLP (16 in the paper).
+        kernel_size: side of the spatial attention's convolution (7 in the paper).
+
+    Shapes:
+        input and output ``(B, C, H, W)``.
+    """
+
+    def __init__(self, channels: int, reduction: int = 16, kernel_size: int = 7) -> None:
+        super().__init__(ChannelAttention(channels, reduction), SpatialAttention(kernel_size))
+
+
+SKIP_ATTENTIONS: dict[str, Callable[[int, int], nn.Module]] = {
+    "gate": lambda skip_channels, gating_channels: AttentionGate(skip_channels, gating_channels),
+}
+"""Attention on a skip connection: ``(skip_channels, gating_channels) -> module(skip, gating=...)``."""
+
+FEATURE_ATTENTIONS: dict[str, Callable[[int], nn.Module]] = {
+    "spatial": lambda channels: SpatialAttention(kernel_size=7),
+    "channel": lambda channels: ChannelAttention(channels),
+    "cbam": lambda channels: CBAM(channels),
+}
+"""Attention on a feature map: ``channels -> module(x)`` keeping the shape of ``x``."""
+
+
+def make_skip_attention(name: str, skip_channels: int, gating_channels: int) -> nn.Module:
+    """The skip attention called ``name`` (see :data:`SKIP_ATTENTIONS`) for these channels.
+
+    Raises:
+        ValueError: ``name`` is unknown; the message lists the valid names.
+    """
+    if name not in SKIP_ATTENTIONS:
+        raise ValueError(f"unknown skip attention {name!r}; choose one of: {', '.join(SKIP_ATTENTIONS)}")
+    return SKIP_ATTENTIONS[name](skip_channels, gating_channels)
+
+
+def make_feature_attention(name: str, channels: int) -> nn.Module:
+    """The feature-map attention called ``name`` (see :data:`FEATURE_ATTENTIONS`) for ``channels`` channels.
+
+    Raises:
+        ValueError: ``name`` is unknown; the message lists the valid names.
+    """
+    if name not in FEATURE_ATTENTIONS:
+        raise ValueError(f"unknown feature attention {name!r}; choose one of: {', '.join(FEATURE_ATTENTIONS)}")
+    return FEATURE_ATTENTIONS[name](channels)
 
 
 class DropBlock2d(nn.Module):
