@@ -35,7 +35,7 @@ from seg_core.api import create_app
 from seg_core.scans import MAX_CHANNELS, MIN_SIDE, Scan, ScanError, describe, load_scan, save_mask
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from malformed import CORPUS, PATIENT_ID, PATIENT_NAME, Malformed, _dicom, write_corpus  # noqa: E402
+from malformed import CORPUS, PATIENT_ID, PATIENT_NAME, Malformed, _brain, _dicom, _png, write_corpus  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SECRETS = ("Doe", "Jane", PATIENT_ID, "19700101")
@@ -203,6 +203,8 @@ def cli_results(corpus, tmp_path_factory: pytest.TempPathFactory) -> dict:
         **os.environ,
         "TMPDIR": str(work),
         "HOME": str(work),
+        # The session's export cache (tests/conftest.py) lies outside this folder; the CLI's ONNX exports stay inside.
+        "BRAINSEG_CACHE_DIR": str(work / "brainseg-cache"),
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONPATH": str(REPO),
         "OMP_NUM_THREADS": "1",
@@ -253,7 +255,12 @@ def test_cli_never_prints_patient_data_even_verbose(cli_results: dict) -> None:
 
 @pytest.fixture(scope="module")
 def client() -> TestClient:
-    return TestClient(create_app(), raise_server_exceptions=False)
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    # The first segmentation loads the model, and may export it for ONNX Runtime into the export cache
+    # (a model file, no upload data): done here, so the tests below watch only what an upload writes.
+    warm = client.post("/segment", files=[("files", ("warm.png", _png(_brain()), "image/png"))])
+    assert warm.status_code == 200, warm.text
+    return client
 
 
 @pytest.mark.parametrize("entry", CORPUS, ids=[e.filename for e in CORPUS])

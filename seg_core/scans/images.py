@@ -135,11 +135,8 @@ def decode_image(f: ScanFile, kind: str, voxel_budget: int = limits.MAX_VOXELS) 
     except Image.DecompressionBombError:
         raise ScanError(f"'{f.basename}' claims an enormous image size; it was refused.") from None
     except Exception as exc:
-        if kind == "tiff":
-            return _decode_tiff_fallback(f, voxel_budget, exc)
-        raise ScanError(
-            f"'{f.basename}' is not a readable {kind.upper()} image ({exception_summary(exc)}); it may be damaged or truncated."
-        ) from None
+        reason = f"is not a readable {kind.upper()} image ({exception_summary(exc)}); it may be damaged or truncated."
+        return _tiff_fallback_or_fail(f, kind, voxel_budget, exc, reason)
     check_image_size(f.basename, width, height, pages, voxel_budget)
     if kind == "tiff" and im.mode in _EIGHT_BIT_MODES and max(_tiff_bits(im), default=8) > 8:
         # Pillow reads e.g. 16-bit RGB TIFFs as 8-bit RGB, silently dropping precision: use tifffile.
@@ -150,18 +147,19 @@ def decode_image(f: ScanFile, kind: str, voxel_budget: int = limits.MAX_VOXELS) 
             im.seek(i)
             out.append(Page(_pil_pixels(im), kind))
     except _UnsupportedMode as exc:
-        if kind == "tiff":
-            return _decode_tiff_fallback(f, voxel_budget, exc)
-        raise ScanError(
-            f"'{f.basename}' uses the pixel format {exc}, which is not supported; save it as 8/16-bit grayscale or RGB."
-        ) from None
+        reason = f"uses the pixel format {exc}, which is not supported; save it as 8/16-bit grayscale or RGB."
+        return _tiff_fallback_or_fail(f, kind, voxel_budget, exc, reason)
     except Exception as exc:
-        if kind == "tiff":
-            return _decode_tiff_fallback(f, voxel_budget, exc)
-        raise ScanError(
-            f"'{f.basename}' could not be decoded ({exception_summary(exc)}); it may be damaged or truncated."
-        ) from None
+        reason = f"could not be decoded ({exception_summary(exc)}); it may be damaged or truncated."
+        return _tiff_fallback_or_fail(f, kind, voxel_budget, exc, reason)
     return out
+
+
+def _tiff_fallback_or_fail(f: ScanFile, kind: str, voxel_budget: int, exc: Exception, reason: str) -> list[Page]:
+    """What Pillow cannot decode: a TIFF gets a second chance with tifffile, anything else is refused."""
+    if kind == "tiff":
+        return _decode_tiff_fallback(f, voxel_budget, exc)
+    raise ScanError(f"'{f.basename}' {reason}") from None
 
 
 _EIGHT_BIT_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr"}
