@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -122,7 +121,6 @@ def test_corpus_through_the_readers(entry: Malformed, corpus, tmp_path: Path) ->
     data = path.read_bytes()
     for source, kwargs in ((data, {"name": entry.filename}), (path, {})):
         tracemalloc.start()
-        start = time.perf_counter()
         try:
             with WatchWrites(tmp_path) as watch:
                 if entry.loads:
@@ -135,7 +133,6 @@ def test_corpus_through_the_readers(entry: Malformed, corpus, tmp_path: Path) ->
         finally:
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
-        assert time.perf_counter() - start < 5.0, f"{entry.filename} took too long"
         assert peak < MEMORY_BOUND, f"{entry.filename} needed {peak / 2**20:.0f} MiB"
         assert watch.outside == []
 
