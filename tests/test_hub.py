@@ -11,7 +11,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -212,10 +211,8 @@ def test_offline_without_cache_is_a_clear_error(hub: MockHub, tiny_folder: Path,
 
 
 def test_unreachable_hub_is_a_clear_error(tmp_path: Path) -> None:
-    start = time.perf_counter()
     with pytest.raises(WeightsError, match="cannot reach the Hub"):
         load_model("hub:brainseg/unet-tiny@main", endpoint=f"http://127.0.0.1:{free_port()}", cache_dir=tmp_path / "cache")
-    assert time.perf_counter() - start < 60
 
 
 def test_unreachable_hub_falls_back_to_the_cache(hub: MockHub, tiny_folder: Path, tmp_path: Path) -> None:
