@@ -53,3 +53,14 @@ def test_truth_of_another_shape_is_refused() -> None:
     scan, truth = load_sample("phantom-2d")
     with pytest.raises(ValueError, match="differs"):
         prediction_report(scan, oracle(truth), truth[:, :10])
+
+
+def test_report_tables_are_dataframes_with_the_csv_columns() -> None:
+    from seg_core.report import report_tables
+
+    scan, truth = load_sample("phantom-3d")
+    summary, per_slice = report_tables(prediction_report(scan, oracle(truth), truth))
+    assert list(summary.columns) == ["field", "value"] and list(per_slice.columns) == ["slice", "tumor", "area_mm2"]
+    values = dict(zip(summary["field"], summary["value"], strict=True))
+    assert values["model"] == "oracle.test" and values["metric_dice"] == 1.0 and values["tumor_present"] is True
+    assert len(per_slice) == scan.num_slices and set(per_slice["tumor"]) <= {0, 1}
