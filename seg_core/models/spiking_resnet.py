@@ -82,6 +82,8 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -89,6 +91,7 @@ import torch.nn.functional as F
 
 from seg_core.models._registry import ModelSpec, register_model
 from seg_core.models.blocks.conv import SegmentationNet
+from seg_core.models.blocks.encoders import resnet_stages
 from seg_core.models.blocks.spiking import LIF, SpikingAttention, time_distributed
 
 __all__ = ["SpikingResNet", "attention_snn", "csa_snn", "tcsa_snn"]
@@ -116,14 +119,18 @@ class SpikingBasicBlock(nn.Module):
     Shapes: ``(T, B, C_in, H, W)`` -> ``(T, B, C_out, H / stride, W / stride)``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, attention: dict, neuron: dict) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int, attention: dict, neuron: dict, dilation: int = 1
+    ) -> None:
         super().__init__()
         threshold = neuron["threshold"]
         self.lif1 = LIF(**neuron)
-        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(
+            in_channels, out_channels, kernel_size=3, stride=stride, padding=dilation, dilation=dilation, bias=False
+        )
         self.bn1 = _batch_norm(out_channels, threshold)
         self.lif2 = LIF(**neuron)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=dilation, dilation=dilation, bias=False)
         self.bn2 = _batch_norm(out_channels, 0.2 * threshold)
         self.attention = SpikingAttention(out_channels, **attention)
         self.shortcut: nn.Module | None = None
@@ -166,6 +173,39 @@ class SpikingUpsample(nn.Module):
             # The skip enters as input current, so the decoder's convolutions still see only spikes.
             current = current + skip
         return self.lif.run(current)
+
+
+def _decoder_channels(deepest: int, depth: int, min_channels: int) -> list[int]:
+    # Decoder channels halve at every upsampling: 8w -> 4w -> 2w -> w -> w/2 -> w/4 for ResNet-34
+    # (512 ... 16 at paper size). Levels matching an encoder stage keep its width (the skips add
+    # to them); the last two, at 1/2 and full resolution, keep at least `min_channels` so narrow
+    # models are as wide as the paper's there, where a handful of channels would leave the head
+    # too little to work with.
+    return [deepest] + [deepest // 2**k if k < depth else max(deepest // 2**k, min_channels) for k in range(1, depth + 2)]
+
+
+def _build_decoder(kind: str, channels: list[int], out_channels: int, neuron: dict) -> tuple[nn.ModuleList, nn.Module]:
+    """The decoder's upsampling stages over ``channels`` and its (non-spiking) head."""
+    pairs = list(zip(channels[:-1], channels[1:], strict=True))
+    if kind == "transposed":
+        stages = nn.ModuleList(nn.ConvTranspose2d(cin, cout, kernel_size=2, stride=2) for cin, cout in pairs)
+        return stages, nn.Conv2d(channels[-1], out_channels, kernel_size=1)
+    stages = nn.ModuleList(SpikingUpsample(cin, cout, neuron) for cin, cout in pairs)
+    # The seed's head ends in a batch norm; unit scale, since the logits feed no neuron.
+    return stages, nn.Sequential(nn.Conv2d(channels[-1], out_channels, kernel_size=1, bias=False), _batch_norm(out_channels, 1.0))
+
+
+def _build_skips(in_channels: int, width: int, channels: list[int], scale: float) -> tuple[nn.Module, nn.Module]:
+    """The stem's skip (1/2 resolution) and the image's skip (full resolution) into the decoder.
+
+    Stage outputs already have the decoder's channels at 1/16, 1/8 and 1/4; the stem is projected
+    to the decoder's width at 1/2, and the image itself enters at full resolution, the only place
+    where single-pixel detail survives (bilinear upsampling cannot recreate it): a 1x1
+    convolution, i.e. the image as input current once more.
+    """
+    stem_skip = nn.Sequential(nn.Conv2d(width, channels[-2], kernel_size=1, bias=False), _batch_norm(channels[-2], scale))
+    input_skip = nn.Sequential(nn.Conv2d(in_channels, channels[-1], kernel_size=1, bias=False), _batch_norm(channels[-1], scale))
+    return stem_skip, input_skip
 
 
 class SpikingResNet(SegmentationNet):
@@ -234,54 +274,18 @@ class SpikingResNet(SegmentationNet):
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3, bias=False), _batch_norm(width, threshold)
         )
-        self.stages = nn.ModuleList()
-        previous = width
-        for level, count in enumerate(blocks):
-            stage_channels = width * 2**level
-            stage = [SpikingBasicBlock(previous, stage_channels, 2, attention_config, neuron)]
-            stage += [SpikingBasicBlock(stage_channels, stage_channels, 1, attention_config, neuron) for _ in range(count - 1)]
-            self.stages.append(nn.Sequential(*stage))
-            previous = stage_channels
+        block = partial(SpikingBasicBlock, attention=attention_config, neuron=neuron)
+        widths = [width * 2**level for level in range(len(blocks))]
+        self.stages = resnet_stages(block, width, widths, blocks, strides=[2] * len(blocks))
         self.output_lif = LIF(**neuron)
-
-        # Decoder channels halve at every upsampling: 8w -> 4w -> 2w -> w -> w/2 -> w/4 for ResNet-34
-        # (512 ... 16 at paper size). Levels matching an encoder stage keep its width (the skips add
-        # to them); the last two, at 1/2 and full resolution, keep at least `min_decoder_channels`
-        # so narrow models are as wide as the paper's there, where a handful of channels would
-        # leave the head too little to work with.
-        depth = len(blocks)
-        channels = [previous] + [
-            previous // 2**k if k < depth else max(previous // 2**k, min_decoder_channels) for k in range(1, depth + 2)
-        ]
-        if decoder == "transposed":
-            self.decoder = nn.ModuleList(
-                nn.ConvTranspose2d(cin, cout, kernel_size=2, stride=2)
-                for cin, cout in zip(channels[:-1], channels[1:], strict=True)
-            )
-            self.head = nn.Conv2d(channels[-1], out_channels, kernel_size=1)
-        else:
-            self.decoder = nn.ModuleList(
-                SpikingUpsample(cin, cout, neuron) for cin, cout in zip(channels[:-1], channels[1:], strict=True)
-            )
-            # The seed's head ends in a batch norm; unit scale, since the logits feed no neuron.
-            self.head = nn.Sequential(
-                nn.Conv2d(channels[-1], out_channels, kernel_size=1, bias=False), _batch_norm(out_channels, 1.0)
-            )
+        channels = _decoder_channels(widths[-1], len(blocks), min_decoder_channels)
+        self.decoder, self.head = _build_decoder(decoder, channels, out_channels, neuron)
         self.skip_connections = skip_connections
         if skip_connections:
-            # Stage outputs already have the decoder's channels at 1/16, 1/8 and 1/4; the stem (1/2)
-            # is projected to the decoder's width there, and the image itself enters at full
-            # resolution, the only place where single-pixel detail survives (bilinear upsampling
-            # cannot recreate it): a 1x1 convolution, i.e. the image as input current once more.
             # Skips feeding spiking neurons get the threshold-scaled batch norm; those feeding the
             # conventional decoder the usual unit scale.
             scale = threshold if decoder == "spiking_upsample" else 1.0
-            self.stem_skip = nn.Sequential(
-                nn.Conv2d(width, channels[-2], kernel_size=1, bias=False), _batch_norm(channels[-2], scale)
-            )
-            self.input_skip = nn.Sequential(
-                nn.Conv2d(in_channels, channels[-1], kernel_size=1, bias=False), _batch_norm(channels[-1], scale)
-            )
+            self.stem_skip, self.input_skip = _build_skips(in_channels, width, channels, scale)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         image = x
@@ -362,70 +366,67 @@ def _spiking_resnet_builder(
     return build
 
 
-attention_snn = register_model(
-    ModelSpec(
-        name="attention_snn",
-        title="AttentionSNN (spiking ResNet-34)",
-        family="spiking_resnet",
-        reference=_CITATION + " Seed project: AttentionSNN.",
-        spiking=True,
-        time_steps=1,
-        input_multiple=32,
-        description=_SPIKING_INTRO
-        + _CSA_ENCODER
-        + "Its decoder is spiking too: it enlarges the deepest feature maps back to the "
-        "slice size with spiking layers, and only the last layer turns spike counts into a tumor score per "
-        "pixel. It sees the slice for a single time step.",
-        paper_config={"width": 64},
-        lite_config={"width": 16},
-        seed_parameters=23.48e6,
-    )
-)(_spiking_resnet_builder(attention="csa", decoder="spiking_upsample", channel_ratio=8, default_time_steps=1))
+def _register_variant(
+    name: str, title: str, seed_project: str, description: str, builder: Callable[..., SpikingResNet], **spec: Any
+) -> Callable[..., SpikingResNet]:
+    """Register one seed variant: what the three share is said here once."""
+    spec.setdefault("reference", f"{_CITATION} Seed project: {seed_project}.")
+    return register_model(
+        ModelSpec(
+            name=name,
+            title=title,
+            family="spiking_resnet",
+            spiking=True,
+            input_multiple=32,
+            description=_SPIKING_INTRO + description,
+            **{"paper_config": {"width": 64}, "lite_config": {"width": 16}, **spec},
+        )
+    )(builder)
 
 
-csa_snn = register_model(
-    ModelSpec(
-        name="csa_snn",
-        title="CSA-SNN (spiking ResNet-34, channel + spatial attention)",
-        family="spiking_resnet",
-        reference=_CITATION + " Seed project: CSA_SNN.",
-        spiking=True,
-        time_steps=1,
-        input_multiple=32,
-        description=_SPIKING_INTRO
-        + _CSA_ENCODER
-        + "A conventional decoder then enlarges the spikes of the deepest layer back to "
-        "the slice size and gives a tumor score per pixel. It sees the slice for a single time step.",
-        paper_config={"width": 64},
-        lite_config={"width": 16},
-        seed_parameters=22.6e6,
-    )
-)(_spiking_resnet_builder(attention="csa", decoder="transposed", channel_ratio=8, default_time_steps=1))
+attention_snn = _register_variant(
+    "attention_snn",
+    "AttentionSNN (spiking ResNet-34)",
+    "AttentionSNN",
+    _CSA_ENCODER + "Its decoder is spiking too: it enlarges the deepest feature maps back to the "
+    "slice size with spiking layers, and only the last layer turns spike counts into a tumor score per "
+    "pixel. It sees the slice for a single time step.",
+    _spiking_resnet_builder(attention="csa", decoder="spiking_upsample", channel_ratio=8, default_time_steps=1),
+    time_steps=1,
+    seed_parameters=23.48e6,
+)
 
 
-tcsa_snn = register_model(
-    ModelSpec(
-        name="tcsa_snn",
-        title="TCSA-SNN (spiking ResNet-34, temporal + channel + spatial attention)",
-        family="spiking_resnet",
-        reference=_CITATION
-        + " Yao et al. Temporal-wise Attention Spiking Neural Networks for Event Streams Classification. ICCV 2021. Seed project: TCSA_SNN.",
-        spiking=True,
-        time_steps=4,
-        input_multiple=32,
-        description=_SPIKING_INTRO
-        + "This one shows the slice to a 34-layer residual network of spiking neurons four times in a row "
-        "(four time steps). In every block, a temporal attention step first weighs how much each of the four "
-        "steps counts, then channel attention weighs which feature maps matter and spatial attention weighs "
-        "where in the slice to look. A conventional decoder enlarges the deepest spikes back to the slice "
-        "size and the four steps' tumor scores are averaged per pixel.",
-        # No reduction in the temporal MLP: with T = 4 the seed's ratio of 4 leaves one hidden ReLU, which
-        # died in training (every temporal weight of the first tcsa_snn.figshare was sigmoid(0) = 0.5).
-        paper_config={"width": 64, "temporal_ratio": 1},
-        lite_config={"width": 16, "temporal_ratio": 1},
-        seed_parameters=23.0e6,
-    )
-)(
+csa_snn = _register_variant(
+    "csa_snn",
+    "CSA-SNN (spiking ResNet-34, channel + spatial attention)",
+    "CSA_SNN",
+    _CSA_ENCODER + "A conventional decoder then enlarges the spikes of the deepest layer back to "
+    "the slice size and gives a tumor score per pixel. It sees the slice for a single time step.",
+    _spiking_resnet_builder(attention="csa", decoder="transposed", channel_ratio=8, default_time_steps=1),
+    time_steps=1,
+    seed_parameters=22.6e6,
+)
+
+
+tcsa_snn = _register_variant(
+    "tcsa_snn",
+    "TCSA-SNN (spiking ResNet-34, temporal + channel + spatial attention)",
+    "TCSA_SNN",
+    "This one shows the slice to a 34-layer residual network of spiking neurons four times in a row "
+    "(four time steps). In every block, a temporal attention step first weighs how much each of the four "
+    "steps counts, then channel attention weighs which feature maps matter and spatial attention weighs "
+    "where in the slice to look. A conventional decoder enlarges the deepest spikes back to the slice "
+    "size and the four steps' tumor scores are averaged per pixel.",
     # The seed's TCSA block builds its channel attention with a reduction of 5 (its CSA blocks use 8).
-    _spiking_resnet_builder(attention="tcsa", decoder="transposed", channel_ratio=5, default_time_steps=4)
+    _spiking_resnet_builder(attention="tcsa", decoder="transposed", channel_ratio=5, default_time_steps=4),
+    reference=_CITATION
+    + " Yao et al. Temporal-wise Attention Spiking Neural Networks for Event Streams Classification. ICCV 2021. "
+    "Seed project: TCSA_SNN.",
+    time_steps=4,
+    # No reduction in the temporal MLP: with T = 4 the seed's ratio of 4 leaves one hidden ReLU, which
+    # died in training (every temporal weight of the first tcsa_snn.figshare was sigmoid(0) = 0.5).
+    paper_config={"width": 64, "temporal_ratio": 1},
+    lite_config={"width": 16, "temporal_ratio": 1},
+    seed_parameters=23.0e6,
 )

@@ -77,8 +77,8 @@ def resnet_stages(
     """Stages of residual blocks, as in the ResNets of He et al. 2016.
 
     Args:
-        block: ``block(in_channels, width, stride=..., dilation=...)`` with a class attribute
-            ``expansion`` (output channels per unit of width), e.g. :class:`BasicBlock`.
+        block: ``block(in_channels, width, stride=..., dilation=...)``, e.g. :class:`BasicBlock`; its
+            attribute ``expansion`` gives the output channels per unit of width (1 when it has none).
         in_channels: channels entering the first stage (the stem's output).
         widths: the ``width`` of every stage's blocks.
         layers: blocks per stage.
@@ -96,7 +96,7 @@ def resnet_stages(
         for index in range(count):
             stride = strides[stage] if index == 0 else 1
             blocks.append(block(previous, width, stride=stride, dilation=rates[index % len(rates)]))
-            previous = width * block.expansion
+            previous = width * getattr(block, "expansion", 1)
         stages.append(nn.Sequential(*blocks))
     return stages
 
