@@ -17,7 +17,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.tree import DecisionTreeClassifier
 
 from seg_core.metrics import batch_dice
-from seg_core.models import baselines, create_model, get_spec
+from seg_core.models import baselines, create_model, get_spec, naive_prior, pixel_classifier
 from seg_core.models.baselines import (
     export_knn,
     export_ridge,
@@ -266,8 +266,9 @@ def test_registry_entries() -> None:
         assert not spec.trainable and spec.family == "baseline" and spec.paper_config == spec.lite_config
 
 
-def test_docstring_examples_run() -> None:
-    result = doctest.testmod(baselines, optionflags=doctest.ELLIPSIS)
+@pytest.mark.parametrize("module", [baselines, naive_prior, pixel_classifier])
+def test_docstring_examples_run(module) -> None:
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
 
 
