@@ -15,6 +15,7 @@ from seg_core.visualize import (  # noqa: E402
     PLANES,
     apply_window,
     default_slice,
+    display_channel,
     mask_picture,
     plane_count,
     plane_slice,
@@ -53,7 +54,7 @@ lower, upper = controls[3].slider(
 )
 channel = 0
 if scan.num_channels > 1:
-    default_channel = scan.modalities.index("t1c") if "t1c" in scan.modalities else 0
+    default_channel = display_channel(scan.modalities)
     channel = st.selectbox(
         "Sequence shown",
         range(scan.num_channels),

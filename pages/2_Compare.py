@@ -12,7 +12,15 @@ frame(
 )
 
 from seg_core.compare import agreement_share  # noqa: E402
-from seg_core.visualize import agreement_map, apply_window, default_slice, mask_picture, square_pixels  # noqa: E402
+from seg_core.visualize import (  # noqa: E402
+    agreement_map,
+    apply_window,
+    default_slice,
+    display_channel,
+    mask_picture,
+    plane_spacing,
+    square_pixels,
+)
 from ui.cache import window_limits  # noqa: E402
 from ui.compare import costs, pairwise_agreement, truth_metrics  # noqa: E402
 from ui.figures import cost_figure, pairwise_figure  # noqa: E402
@@ -52,10 +60,10 @@ if scan.num_slices > 1:
     # The first model's largest tumor slice (a union would follow whichever model marks the most).
     first = predictions[names[0]].sizes["slice_area_mm2"]
     index = st.slider("Axial slice", 0, scan.num_slices - 1, default_slice(first), key="compare_slice")
-channel = scan.modalities.index("t1c") if "t1c" in scan.modalities else 0
+channel = display_channel(scan.modalities)
 low, high = window_limits(active.key, scan, channel, 0.5, 99.5)
 gray = apply_window(scan.array[channel, index], low, high)
-pixel = (scan.spacing[1], scan.spacing[2])
+pixel = plane_spacing(scan.spacing, "axial")
 show_truth = truth is not None and st.checkbox("Outline the ground truth (blue)", value=True, key="compare_truth_outline")
 
 st.subheader("Side by side")

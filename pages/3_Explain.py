@@ -15,7 +15,7 @@ frame(
 
 from seg_core.explain import METHOD_INFO, METHODS, SPIKING_CAPTIONS, default_gradcam_layer  # noqa: E402
 from seg_core.verdict import explained_region, faithfulness_frame, faithfulness_verdict  # noqa: E402
-from seg_core.visualize import apply_window, default_slice  # noqa: E402
+from seg_core.visualize import apply_window, default_slice, display_channel  # noqa: E402
 from ui.cache import gradcam_layers, window_limits  # noqa: E402
 from ui.explain_view import attribution_panels, explanation_to_show, layer_choices, spiking_maps  # noqa: E402
 from ui.figures import animated_maps, bars_figure, deletion_figure, raster_figure, rate_matrix_figure  # noqa: E402
@@ -69,7 +69,7 @@ if stale:
 
 # ---------------------------------------------------------------------------------------------
 # Attribution maps over the slice
-channel = scan.modalities.index("t1c") if "t1c" in scan.modalities else 0
+channel = display_channel(scan.modalities)
 low, high = window_limits(active.key, scan, channel, 0.5, 99.5)
 gray = apply_window(scan.array[channel, result.index], low, high)
 st.subheader(f"Why {model_id} calls this region tumor (slice {result.index})")

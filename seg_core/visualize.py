@@ -24,6 +24,7 @@ __all__ = [
     "colorize",
     "agreement_map",
     "default_slice",
+    "display_channel",
     "mask_picture",
     "outline_width",
     "rescale",
@@ -301,6 +302,11 @@ def tumor_profile(mask: np.ndarray, plane: str, axial_areas: np.ndarray | list[f
         return np.asarray(axial_areas, dtype=float)
     axes = {"axial": (1, 2), "coronal": (0, 2), "sagittal": (0, 1)}[plane]
     return np.asarray(mask).sum(axis=axes).astype(float)
+
+
+def display_channel(modalities: list[str] | tuple[str, ...]) -> int:
+    """The channel to show first: contrast-enhanced T1 (``t1c``), where tumors stand out most, else the first."""
+    return list(modalities).index("t1c") if "t1c" in modalities else 0
 
 
 def default_slice(per_slice: np.ndarray | list[float]) -> int:

@@ -49,7 +49,14 @@ def test_truth_table_rounds_and_leaves_undefined_figures_missing() -> None:
 
 def test_cost_table_scales_units_and_keeps_the_scan_time() -> None:
     costs = {
-        "unet": {"params": 2_000_000, "macs": 3e9, "sops": 0, "energy_mj": 13.81234, "latency_ms": 20.04, "source": "metrics.json"},
+        "unet": {
+            "params": 2_000_000,
+            "macs": 3e9,
+            "sops": 0,
+            "energy_mj": 13.81234,
+            "latency_ms": 20.04,
+            "source": "metrics.json",
+        },
         "snn": {"params": 500_000, "macs": 1e9, "sops": 2.5e8, "energy_mj": None, "latency_ms": None},
     }
     table = cost_table(costs, {"unet": 0.12345, "snn": 1.0})

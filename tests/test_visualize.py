@@ -110,7 +110,15 @@ def test_display_resizing_matches_torch_interpolation() -> None:
 
 
 def test_mask_picture_slice_choice_and_profiles() -> None:
-    from seg_core.visualize import TRUTH_COLOR, TUMOR_COLOR, default_slice, mask_picture, rescale, tumor_profile
+    from seg_core.visualize import (
+        TRUTH_COLOR,
+        TUMOR_COLOR,
+        default_slice,
+        display_channel,
+        mask_picture,
+        rescale,
+        tumor_profile,
+    )
 
     gray = np.full((8, 8), 100, np.uint8)
     mask = np.zeros((8, 8), np.uint8)
@@ -128,5 +136,6 @@ def test_mask_picture_slice_choice_and_profiles() -> None:
     assert tumor_profile(volume, "axial", [0.0, 9.5, 0.0]).tolist() == [0, 9.5, 0]
     assert tumor_profile(volume, "sagittal").tolist() == [0, 0, 2, 0, 0]
     assert default_slice([0, 3, 5, 1]) == 2 and default_slice([0, 0, 0, 0, 0]) == 2
+    assert display_channel(("flair", "t1", "t1c", "t2")) == 2 and display_channel(["flair"]) == 0
     assert rescale(np.array([1.0, 2.0, 3.0]), 1.0, 3.0).tolist() == [0.0, 0.5, 1.0]
     assert rescale(np.array([2.0]), 2.0, 2.0).tolist() == [0.0]

@@ -108,3 +108,10 @@ def table_with(at, column: str):
         if column in frame.value.columns:
             return frame.value
     raise AssertionError(f"no table with a {column!r} column; tables: {[list(f.value.columns) for f in at.dataframe]}")
+
+
+def assert_upload_refused(at, uploader: str, file: tuple[str, bytes, str]) -> None:
+    """Upload ``(name, bytes, mime)`` with the uploader keyed ``uploader``: the page says why, and does not crash."""
+    at.file_uploader(key=uploader).set_value([file]).run()
+    assert not at.exception
+    assert at.error and "Could not use this upload" in at.error[0].value

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from apphelpers import SPIKING_TEST_MODEL, app_test, brain_like_slice, png_bytes, table_with, texts, tumor_mask
+from apphelpers import (
+    SPIKING_TEST_MODEL,
+    app_test,
+    assert_upload_refused,
+    brain_like_slice,
+    png_bytes,
+    table_with,
+    texts,
+    tumor_mask,
+)
 
 PAGE = "pages/2_Compare.py"
 
@@ -46,7 +55,4 @@ def test_a_single_model_is_shown_with_a_warning(weights_env) -> None:
 
 
 def test_bad_upload_gives_a_clear_error(weights_env) -> None:
-    at = app_test(PAGE)
-    at.file_uploader(key="compare_upload").set_value([("broken.tif", b"II*\x00 broken", "image/tiff")]).run()
-    assert not at.exception
-    assert at.error and "Could not use this upload" in at.error[0].value
+    assert_upload_refused(app_test(PAGE), "compare_upload", ("broken.tif", b"II*\x00 broken", "image/tiff"))

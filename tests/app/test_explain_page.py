@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from apphelpers import SPIKING_TEST_MODEL, app_test, brain_like_slice, png_bytes, table_with, texts
+from apphelpers import SPIKING_TEST_MODEL, app_test, assert_upload_refused, brain_like_slice, png_bytes, table_with, texts
 
 PAGE = "pages/3_Explain.py"
 
@@ -52,10 +52,7 @@ def test_conventional_model_with_chosen_methods_and_layer(weights_env) -> None:
 
 
 def test_bad_upload_gives_a_clear_error(weights_env) -> None:
-    at = app_test(PAGE)
-    at.file_uploader(key="explain_upload").set_value([("case.zip", b"PK\x03\x04 broken zip", "application/zip")]).run()
-    assert not at.exception
-    assert at.error and "Could not use this upload" in at.error[0].value
+    assert_upload_refused(app_test(PAGE), "explain_upload", ("case.zip", b"PK\x03\x04 broken zip", "application/zip"))
 
 
 def test_deletion_curves_can_follow_the_probability(weights_env) -> None:
