@@ -21,11 +21,12 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from seg_core.postprocess import tumor_size
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from seg_core.inference import Prediction
     from seg_core.scans import Scan
 
@@ -111,6 +112,9 @@ def report_tables(report: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     Values keep their Python types (``object`` columns), so a CSV writes them as the JSON shows them.
     """
+    # Imported here: every page's frame imports DISCLAIMER from this module before its title shows.
+    import pandas as pd
+
     fields = [("disclaimer", report["disclaimer"])]
     fields += [(f"scan_{key}", _cell(report["scan"][key])) for key in ("name", "format", "shape_dhw", "modalities", "spacing_mm")]
     fields += [(key, report[key]) for key in SUMMARY_FIELDS]
