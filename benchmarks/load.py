@@ -32,37 +32,24 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # tiny_models: the test models' helper
 
 SPIKING_FALLBACK_ID = "tcsa_snn.untrained"
 
 
 def build_weights(folder: Path) -> list[str]:
     """Link the shipped weights into ``folder`` and make sure one spiking model is there; returns the ids."""
-    import torch
+    from tiny_models import PERCENTILE, save_tiny_model
 
-    from seg_core.models import create_model
-    from seg_core.weights import WEIGHTS_DIR, list_weights, read_config, save_pretrained
+    from seg_core.weights import WEIGHTS_DIR, list_weights, read_config
 
     ids = list_weights()
     for model_id in ids:
         (folder / model_id).symlink_to(WEIGHTS_DIR / model_id, target_is_directory=True)
     spiking = [m for m in ids if read_config(WEIGHTS_DIR / m).get("spiking")]
     if not spiking:
-        torch.manual_seed(0)
-        config = {
-            "id": SPIKING_FALLBACK_ID,
-            "architecture": "tcsa_snn",
-            "model_config": {"width": 16, "in_channels": 1},
-            "modalities": ["t1c"],
-            "input_size": [128, 128],
-            "normalization": {"kind": "percentile", "lower": 0.5, "upper": 99.5},
-            "threshold": 0.5,
-            "dataset": "none",
-            "spiking": True,
-        }
-        save_pretrained(
-            create_model("tcsa_snn", width=16, in_channels=1).eval(), config, folder / SPIKING_FALLBACK_ID, half=False
-        )
+        fields = {"id": SPIKING_FALLBACK_ID, "normalization": PERCENTILE, "threshold": 0.5, "dataset": "none", "spiking": True}
+        save_tiny_model(folder / SPIKING_FALLBACK_ID, "tcsa_snn", {"width": 16, "in_channels": 1}, 128, half=False, **fields)
         ids.append(SPIKING_FALLBACK_ID)
     return ids
 

@@ -9,6 +9,7 @@ import gzip
 import io
 import json
 import shutil
+import sys
 import threading
 import time
 from pathlib import Path
@@ -25,10 +26,12 @@ from PIL import Image
 
 from seg_core.api import BackgroundServer, create_app
 from seg_core.inference import Segmenter
-from seg_core.models import create_model
 from seg_core.samples import load_sample, sample_file
 from seg_core.scans import load_scan, save_mask
-from seg_core.weights import WEIGHTS_DIR, load_model, read_config, save_pretrained
+from seg_core.weights import WEIGHTS_DIR, load_model, read_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tiny_models import PERCENTILE, UNNORMALIZED, save_tiny_model, weights_config  # noqa: E402
 
 SPIKING_ID = "tcsa_snn.phantom"
 
@@ -38,20 +41,8 @@ def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped U-Net and an untrained spiking model (T=4 time steps), in a temporary weights folder."""
     folder = tmp_path_factory.mktemp("weights")
     shutil.copytree(WEIGHTS_DIR / "unet.figshare", folder / "unet.figshare")
-    torch.manual_seed(0)
-    net = create_model("tcsa_snn", width=8, in_channels=1).eval()
-    config = {
-        "id": SPIKING_ID,
-        "architecture": "tcsa_snn",
-        "model_config": {"width": 8, "in_channels": 1},
-        "modalities": ["t1c"],
-        "input_size": [64, 64],
-        "normalization": {"kind": "percentile", "lower": 0.5, "upper": 99.5},
-        "threshold": 0.5,
-        "dataset": "phantom",
-        "spiking": True,
-    }
-    save_pretrained(net, config, folder / SPIKING_ID, half=False)
+    fields = {"id": SPIKING_ID, "normalization": PERCENTILE, "threshold": 0.5, "dataset": "phantom", "spiking": True}
+    save_tiny_model(folder / SPIKING_ID, "tcsa_snn", {"width": 8, "in_channels": 1}, 64, half=False, **fields)
     return folder
 
 
@@ -301,15 +292,7 @@ class StatefulSpikingToy(torch.nn.Module):
 def test_segmenter_lock_keeps_module_state_within_one_request(tmp_path: Path) -> None:
     from seg_core.weights import LoadedModel
 
-    config = {
-        "id": "toy.stateful",
-        "architecture": "toy",
-        "model_config": {},
-        "modalities": ["t1c"],
-        "input_size": [32, 32],
-        "normalization": {"kind": "none"},
-        "threshold": 0.5,
-    }
+    config = weights_config("toy", {}, 32, id="toy.stateful", **UNNORMALIZED)
     scans = [
         load_scan(png_bytes(((np.indices((40, 40)).sum(0) * (i + 1)) % 256).astype(np.uint8)), name=f"{i}.png") for i in range(8)
     ]

@@ -35,17 +35,10 @@ from seg_core.weights import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mock_hub import MockHub  # noqa: E402
+from tiny_models import UNNORMALIZED, weights_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-CONFIG = {
-    "id": "unet.tiny",
-    "architecture": "unet",
-    "model_config": {"width": 4, "in_channels": 1},
-    "modalities": ["t1c"],
-    "input_size": [32, 32],
-    "normalization": {"kind": "none"},
-    "threshold": 0.5,
-}
+CONFIG = weights_config("unet", {"width": 4, "in_channels": 1}, 32, id="unet.tiny", **UNNORMALIZED)
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,10 @@ from seg_core.inference import ModalityError, Segmenter, fast_bfloat16, select_c
 from seg_core.models import create_model
 from seg_core.postprocess import PostProcessing
 from seg_core.scans import UNSPECIFIED, Scan
-from seg_core.weights import LoadedModel, load_model, save_pretrained
+from seg_core.weights import LoadedModel, load_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tiny_models import UNNORMALIZED, save_tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -32,15 +36,8 @@ def bright_pixel_segmenter(tmp_path_factory) -> Segmenter:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    config = {
-        "architecture": "unet",
-        "model_config": {"width": 4, "in_channels": 1},
-        "modalities": ["t1c"],
-        "input_size": [32, 32],
-        "normalization": {"kind": "none"},
-        "threshold": 0.5,
-    }
-    folder = save_pretrained(net.eval(), config, tmp_path_factory.mktemp("w") / "unet.bright", half=False)
+    folder = tmp_path_factory.mktemp("w") / "unet.bright"
+    save_tiny_model(folder, "unet", {"width": 4, "in_channels": 1}, 32, model=net.eval(), half=False, **UNNORMALIZED)
     return Segmenter(load_model(folder), batch_size=3)
 
 
