@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import io
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
-from seg_core.models import create_model
-from seg_core.weights import WEIGHTS_DIR, save_pretrained
+from seg_core.weights import WEIGHTS_DIR
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tiny_models import save_tiny_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 SPIKING_TEST_MODEL = "tcsa_snn.apptest"
@@ -28,36 +30,13 @@ def make_weights_dir(root: Path) -> Path:
     folder = root / "weights"
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copytree(WEIGHTS_DIR / "unet.figshare", folder / "unet.figshare", dirs_exist_ok=True)
-    torch.manual_seed(0)
-    spiking = create_model("tcsa_snn", in_channels=1, width=8).eval()
-    save_pretrained(
-        spiking,
-        {
-            "architecture": "tcsa_snn",
-            "model_config": {"in_channels": 1, "width": 8},
-            "modalities": ["t1c"],
-            "input_size": [64, 64],
-            "normalization": {"kind": "percentile"},
-            "threshold": 0.5,
-            "spiking": True,
-            "dataset": "apptest",
-        },
-        folder / SPIKING_TEST_MODEL,
-        metrics={"note": "random weights, for app tests only"},
-        card="# tcsa_snn.apptest\n\nRandom weights for the app tests.\n",
-    )
-    two = create_model("unet", in_channels=2, width=4).eval()
-    save_pretrained(
-        two,
-        {
-            "architecture": "unet",
-            "model_config": {"in_channels": 2, "width": 4},
-            "modalities": ["t1c", "flair"],
-            "input_size": [64, 64],
-            "dataset": "apptest",
-        },
-        folder / TWO_SEQUENCE_MODEL,
-    )
+    spiking = {"normalization": {"kind": "percentile"}, "threshold": 0.5, "spiking": True, "dataset": "apptest"}
+    card = "# tcsa_snn.apptest\n\nRandom weights for the app tests.\n"
+    note = {"metrics": {"note": "random weights, for app tests only"}, "card": card}
+    save_tiny_model(folder / SPIKING_TEST_MODEL, "tcsa_snn", {"in_channels": 1, "width": 8}, 64, **note, **spiking)
+    # Not reseeded: the same weights as when both models were drawn from one seed in a row.
+    two = {"modalities": ["t1c", "flair"], "dataset": "apptest"}
+    save_tiny_model(folder / TWO_SEQUENCE_MODEL, "unet", {"in_channels": 2, "width": 4}, 64, seed=None, **two)
     return folder
 
 
