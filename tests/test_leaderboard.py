@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from seg_core.evaluate import json_safe
 from seg_core.leaderboard import (
@@ -21,26 +21,18 @@ from seg_core.leaderboard import (
     update_readme,
 )
 from seg_core.models import create_model
-from seg_core.weights import WEIGHTS_DIR, list_weights, save_pretrained
+from seg_core.weights import WEIGHTS_DIR, list_weights
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tiny_models import PERCENTILE, save_tiny_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def _tiny_weights(weights_dir: Path, model_id: str, arch: str, model_config: dict, spiking: bool = False) -> None:
-    torch.manual_seed(0)
-    model = create_model(arch, in_channels=1, **model_config)
-    config = {
-        "id": model_id,
-        "architecture": arch,
-        "model_config": {**model_config, "in_channels": 1},
-        "modalities": ["t1c"],
-        "input_size": [32, 32],
-        "normalization": {"kind": "percentile", "lower": 0.5, "upper": 99.5},
-        "threshold": 0.5,
-        "dataset": "figshare",
-        "spiking": spiking,
-    }
-    save_pretrained(model, config, weights_dir / model_id, metrics={"training": {"val_dice_per_image": 0.1}})
+    fields = {"id": model_id, "normalization": PERCENTILE, "threshold": 0.5, "dataset": "figshare", "spiking": spiking}
+    metrics = {"training": {"val_dice_per_image": 0.1}}
+    save_tiny_model(weights_dir / model_id, arch, {**model_config, "in_channels": 1}, 32, metrics=metrics, **fields)
 
 
 @pytest.mark.data
