@@ -25,7 +25,7 @@ import socket
 import statistics
 import sys
 import tempfile
-import time
+import timeit
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -40,12 +40,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 def median_seconds(run: Callable[[], object], repeats: int) -> float:
     run()  # warm-up: imports and first calls
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(timeit.repeat(run, number=1, repeat=repeats))
 
 
 def raises(run: Callable[[], object], error: type[Exception]) -> Callable[[], None]:
