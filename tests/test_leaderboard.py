@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,13 +22,12 @@ from seg_core.leaderboard import (
 from seg_core.models import create_model
 from seg_core.weights import WEIGHTS_DIR, list_weights
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tiny_models import PERCENTILE, save_tiny_model  # noqa: E402
-
 REPO = Path(__file__).resolve().parent.parent
 
 
 def _tiny_weights(weights_dir: Path, model_id: str, arch: str, model_config: dict, spiking: bool = False) -> None:
+    from tiny_models import PERCENTILE, save_tiny_model  # tests/, on sys.path under pytest
+
     fields = {"id": model_id, "normalization": PERCENTILE, "threshold": 0.5, "dataset": "figshare", "spiking": spiking}
     metrics = {"training": {"val_dice_per_image": 0.1}}
     save_tiny_model(weights_dir / model_id, arch, {**model_config, "in_channels": 1}, 32, metrics=metrics, **fields)
