@@ -9,11 +9,10 @@ and from the coarser decoder state (the gating signal), so irrelevant regions ar
 2.0 M).
 
 Example:
-    >>> import torch
     >>> from seg_core.models import create_model
     >>> net = create_model("attention_unet", width=16, in_channels=1)
-    >>> net(torch.zeros(2, 1, 128, 128)).shape
-    torch.Size([2, 1, 128, 128])
+    >>> len(net.gates), type(net.gates[0]).__name__  # one gate per skip, deepest first
+    (4, 'AttentionGate')
 """
 
 from __future__ import annotations

@@ -19,27 +19,19 @@ built on :mod:`seg_core.models.blocks.closed_form` (their base class) and
 their public names under the import path the rest of the project uses.
 
 Example:
-    >>> import numpy as np, torch
-    >>> from seg_core.models import create_model
-    >>> images = np.random.default_rng(0).random((4, 1, 64, 64), dtype=np.float32)
-    >>> masks = (images > 0.8).astype(np.uint8)
-    >>> net = create_model("pixel_classifier", in_channels=1, n_samples=2000, n_reference=500).fit(images, masks)
-    >>> net(torch.from_numpy(images)).shape
-    torch.Size([4, 1, 64, 64])
+    >>> import torch
+    >>> from seg_core.models.baselines import feature_names, pixel_features
+    >>> pixel_features(torch.zeros(2, 1, 32, 32)).shape  # 8 features of the one channel, then y and x
+    torch.Size([2, 10, 32, 32])
+    >>> feature_names(1, scales=(3, 7, 15))[:3]
+    ['intensity[c0]', 'mean3[c0]', 'std3[c0]']
 """
 
 from __future__ import annotations
 
-from seg_core.models.blocks.classical import (
-    export_knn,
-    export_ridge,
-    export_tree,
-    feature_names,
-    knn_probability,
-    pixel_features,
-    ridge_probability,
-    tree_probability,
-)
+# A compatibility path: the pixel features and estimator exports lived here before the split.
+from seg_core.models.blocks.classical import *  # noqa: F403
+from seg_core.models.blocks.classical import __all__ as _CLASSICAL_NAMES
 from seg_core.models.blocks.closed_form import LOGIT_EPS, MIN_SIDE
 from seg_core.models.naive_prior import NaivePrior, naive_prior
 from seg_core.models.pixel_classifier import MEMBERS, PixelClassifier, pixel_classifier
@@ -49,15 +41,8 @@ __all__ = [
     "PixelClassifier",
     "naive_prior",
     "pixel_classifier",
-    "pixel_features",
-    "feature_names",
-    "export_ridge",
-    "export_tree",
-    "export_knn",
-    "ridge_probability",
-    "tree_probability",
-    "knn_probability",
     "MIN_SIDE",
     "LOGIT_EPS",
     "MEMBERS",
+    *_CLASSICAL_NAMES,
 ]

@@ -15,8 +15,10 @@ Example:
     >>> import torch
     >>> from seg_core.models import create_model
     >>> net = create_model("linknet_ag", width=24, in_channels=1)
-    >>> net(torch.zeros(2, 1, 128, 128)).shape
-    torch.Size([2, 1, 128, 128])
+    >>> net.input_multiple  # output stride 32: other sizes are padded up, and the logits cropped back
+    32
+    >>> net(torch.zeros(1, 1, 100, 116)).shape
+    torch.Size([1, 1, 100, 116])
 """
 
 from __future__ import annotations
@@ -57,18 +59,13 @@ class LinkNetAG(SegmentationNet):
         out_channels: logits per pixel of the full-resolution head.
         width: channels of the stem and first stage; later stages double it (64 in the paper).
         blocks_per_stage: BasicBlocks per encoder stage (2, as in ResNet-18).
-        skip_attention: attention on every link, by name
-            (:func:`~seg_core.models.blocks.attention.make_skip_attention`), driven by the decoder block's input.
     """
 
-    def __init__(
-        self,
-        in_channels: int = 1,
-        out_channels: int = 1,
-        width: int = 64,
-        blocks_per_stage: int = 2,
-        skip_attention: str = "gate",
-    ) -> None:
+    # The attention on every link, by name (blocks.attention.make_skip_attention), driven by the
+    # decoder block's input; a class attribute so the registered config stays that of the paper.
+    skip_attention = "gate"
+
+    def __init__(self, in_channels: int = 1, out_channels: int = 1, width: int = 64, blocks_per_stage: int = 2) -> None:
         super().__init__(input_multiple=32)
         channels = [width * 2**level for level in range(4)]
         self.stem = resnet_stem(in_channels, width)
@@ -80,7 +77,7 @@ class LinkNetAG(SegmentationNet):
         self.decoders = nn.ModuleList(
             LinkNetDecoderBlock(channels[level], inputs[level], stride=1 if level == 0 else 2) for level in range(4)
         )
-        self.gates = nn.ModuleList(make_skip_attention(skip_attention, inputs[level], channels[level]) for level in range(4))
+        self.gates = nn.ModuleList(make_skip_attention(self.skip_attention, inputs[level], channels[level]) for level in range(4))
         half = max(width // 2, 1)
         self.head = nn.Sequential(
             *conv_bn_relu(width, half, stride=2, transposed=True),

@@ -24,16 +24,7 @@ import numpy as np
 import torch
 
 from seg_core.models._registry import ModelSpec, register_model
-from seg_core.models.blocks.classical import (
-    export_knn,
-    export_ridge,
-    export_tree,
-    feature_names,
-    knn_probability,
-    pixel_features,
-    ridge_probability,
-    tree_probability,
-)
+from seg_core.models.blocks import classical
 from seg_core.models.blocks.closed_form import LOGIT_EPS, MIN_SIDE, ClosedFormNet, as_tensor, check_training_arrays
 
 __all__ = ["PixelClassifier", "MEMBERS"]
@@ -47,7 +38,7 @@ MEMBERS = ("ensemble", "ridge", "tree", "knn")
 class PixelClassifier(ClosedFormNet):
     """Classical machine learning per pixel: ridge, CART tree and k-NN on local features, and their soft vote.
 
-    Every pixel is described by :func:`pixel_features` (intensity, local mean and standard deviation
+    Every pixel is described by :func:`classical.pixel_features` (intensity, local mean and standard deviation
     at each window side in ``scales``, gradient magnitude, position), standardised with the mean and
     standard deviation of the training sample. ``fit`` draws a stratified random sample of
     ``n_samples`` training pixels, a fraction ``positive_fraction`` of them tumor, and fits with
@@ -70,7 +61,7 @@ class PixelClassifier(ClosedFormNet):
     k-NN's probabilities are too far from calibrated for that.
 
     For inference without pickle, the fitted estimators are exported to buffers of fixed size
-    (see :func:`export_ridge`, :func:`export_tree`, :func:`export_knn`) and evaluated in torch; the
+    (see the ``export_*`` functions of :mod:`seg_core.models.blocks.classical`) and evaluated in torch; the
     tests check that torch and scikit-learn give the same probabilities. ``member`` picks the output:
     ``"ensemble"`` or one of ``"ridge"``, ``"tree"``, ``"knn"``, to evaluate each on its own. Before
     ``fit`` every member outputs 0 (background everywhere).
@@ -144,7 +135,7 @@ class PixelClassifier(ClosedFormNet):
             float(positive_fraction),
             seed,
         )
-        self.n_features = len(feature_names(in_channels, scales))
+        self.n_features = len(classical.feature_names(in_channels, scales))
         n_features, max_nodes = self.n_features, 2 ** (max_depth + 1) - 1
         self.register_buffer("feature_mean", torch.zeros(n_features))
         self.register_buffer("feature_std", torch.ones(n_features))
@@ -162,8 +153,8 @@ class PixelClassifier(ClosedFormNet):
     # ---- features -------------------------------------------------------------------------------
 
     def standardized_features(self, images: torch.Tensor) -> torch.Tensor:
-        """Standardised :func:`pixel_features` of ``(B, C, H, W)`` images as rows ``(B * H * W, F)``."""
-        features = pixel_features(images, self.scales)
+        """Standardised :func:`classical.pixel_features` of ``(B, C, H, W)`` images as rows ``(B * H * W, F)``."""
+        features = classical.pixel_features(images, self.scales)
         rows = features.permute(0, 2, 3, 1).reshape(-1, self.n_features)
         return (rows - self.feature_mean) / self.feature_std
 
@@ -232,15 +223,15 @@ class PixelClassifier(ClosedFormNet):
             if not inside.any():
                 continue
             batch = as_tensor(images[start : start + batch_size], device).float()
-            features = pixel_features(batch, self.scales).permute(0, 2, 3, 1).reshape(-1, self.n_features)
+            features = classical.pixel_features(batch, self.scales).permute(0, 2, 3, 1).reshape(-1, self.n_features)
             local = torch.from_numpy(flat_indices[order][inside] - start * pixels_per_image).to(device)
             rows[order[inside]] = features[local].cpu().numpy()
         return rows
 
     def load_estimators(self, ridge: Any, tree: Any, knn_bank: np.ndarray, knn_labels: np.ndarray) -> None:
         """Copy a fitted ridge, tree and k-NN reference set into the buffers (on this model's standardised features)."""
-        ridge_state, tree_state = export_ridge(ridge), export_tree(tree, self.tree_left.numel())
-        knn_state = export_knn(knn_bank, knn_labels, self.n_reference)
+        ridge_state, tree_state = classical.export_ridge(ridge), classical.export_tree(tree, self.tree_left.numel())
+        knn_state = classical.export_knn(knn_bank, knn_labels, self.n_reference)
         for name, tensor in [
             *(("ridge_" + k, v) for k, v in ridge_state.items()),
             *(("tree_" + k, v) for k, v in tree_state.items()),
@@ -258,14 +249,14 @@ class PixelClassifier(ClosedFormNet):
         probabilities = {}
         for name in wanted:
             if name == "ridge":
-                p = ridge_probability(rows, self.ridge_coef, self.ridge_intercept)
+                p = classical.ridge_probability(rows, self.ridge_coef, self.ridge_intercept)
             elif name == "tree":
-                p = tree_probability(
+                p = classical.tree_probability(
                     rows, self.tree_left, self.tree_right, self.tree_feature, self.tree_threshold, self.tree_value, self.max_depth
                 )
             else:
                 size = int(self.knn_size)
-                p = knn_probability(rows, self.knn_bank[:size], self.knn_labels[:size], self.n_neighbors)
+                p = classical.knn_probability(rows, self.knn_bank[:size], self.knn_labels[:size], self.n_neighbors)
             probabilities[name] = p.view(batch, height, width, 1).permute(0, 3, 1, 2)
         return probabilities
 

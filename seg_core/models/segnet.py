@@ -16,11 +16,10 @@ gates. ``width=64`` is the paper size: 29.5 M parameters in the paper without ga
 1.9 M).
 
 Example:
-    >>> import torch
     >>> from seg_core.models import create_model
     >>> net = create_model("segnet_ag", width=16, in_channels=1)
-    >>> net(torch.zeros(2, 1, 128, 128)).shape
-    torch.Size([2, 1, 128, 128])
+    >>> [len(stage) // 3 for stage in net.encoders]  # conv-BN-ReLU layers per VGG-16 stage
+    [2, 2, 3, 3, 3]
 """
 
 from __future__ import annotations
@@ -46,17 +45,14 @@ class SegNetAG(SegmentationNet):
         out_channels: logits per pixel of SegNet's final 3x3 classifier.
         width: channels of the first stage (64 in the paper).
         layers: conv layers per stage (VGG-16: 2, 2, 3, 3, 3); the stage count sets the pooling steps.
-        skip_attention: attention on every skip, by name
-            (:func:`~seg_core.models.blocks.attention.make_skip_attention`), driven by the deeper decoder state.
     """
 
+    # The attention on every skip, by name (blocks.attention.make_skip_attention), driven by the
+    # deeper decoder state; a class attribute so the registered config stays that of the paper.
+    skip_attention = "gate"
+
     def __init__(
-        self,
-        in_channels: int = 1,
-        out_channels: int = 1,
-        width: int = 64,
-        layers: Sequence[int] = VGG16_LAYERS,
-        skip_attention: str = "gate",
+        self, in_channels: int = 1, out_channels: int = 1, width: int = 64, layers: Sequence[int] = VGG16_LAYERS
     ) -> None:
         layers = tuple(layers)
         if len(layers) > len(VGG16_MULTIPLIERS) or min(layers, default=0) < 1:
@@ -66,7 +62,7 @@ class SegNetAG(SegmentationNet):
         self.encoders = vgg_stages(in_channels, channels, layers)
         self.pool = nn.MaxPool2d(kernel_size=2, stride=2, return_indices=True)
         self.unpool = nn.MaxUnpool2d(kernel_size=2, stride=2)
-        self.gates = nn.ModuleList(make_skip_attention(skip_attention, c, c) for c in channels)
+        self.gates = nn.ModuleList(make_skip_attention(self.skip_attention, c, c) for c in channels)
         # Decoder stage s mirrors encoder stage s: all its layers keep the stage's width except the
         # last, which narrows to the next stage up (SegNet's conv*_1_D layers).
         self.decoders = nn.ModuleList()

@@ -81,6 +81,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
@@ -330,103 +331,84 @@ _CSA_ENCODER = (
 )
 
 
-def _spiking_resnet_builder(
-    attention: str, decoder: str, channel_ratio: int, default_time_steps: int
-) -> Callable[..., SpikingResNet]:
-    """The registry builder of one seed variant: the variants differ only in these four settings."""
-
-    def build(
-        in_channels: int = 1,
-        out_channels: int = 1,
-        width: int = 64,
-        time_steps: int = default_time_steps,
-        threshold: float = 0.5,
-        beta: float = 0.25,
-        surrogate: str = "rectangular",
-        slope: float = 1.0,
-        skip_connections: bool = True,
-        temporal_ratio: int = 4,
-    ) -> SpikingResNet:
-        return SpikingResNet(
-            in_channels,
-            out_channels,
-            width,
-            attention=attention,
-            decoder=decoder,
-            time_steps=time_steps,
-            channel_ratio=channel_ratio,
-            temporal_ratio=temporal_ratio,
-            threshold=threshold,
-            beta=beta,
-            surrogate=surrogate,
-            slope=slope,
-            skip_connections=skip_connections,
-        )
-
-    return build
+# Only these settings are open to a config; each variant fixes its attention, decoder and channel
+# ratio, so a config cannot turn a CSA-SNN into something else under the same name.
+_OPEN_SETTINGS = ("in_channels", "out_channels", "width", "time_steps", "threshold", "beta", "surrogate", "slope")
+_OPEN_SETTINGS += ("skip_connections", "temporal_ratio")
 
 
-def _register_variant(
-    name: str, title: str, seed_project: str, description: str, builder: Callable[..., SpikingResNet], **spec: Any
-) -> Callable[..., SpikingResNet]:
-    """Register one seed variant: what the three share is said here once."""
-    spec.setdefault("reference", f"{_CITATION} Seed project: {seed_project}.")
-    return register_model(
-        ModelSpec(
-            name=name,
-            title=title,
-            family="spiking_resnet",
-            spiking=True,
-            input_multiple=32,
-            description=_SPIKING_INTRO + description,
-            **{"paper_config": {"width": 64}, "lite_config": {"width": 16}, **spec},
-        )
-    )(builder)
+def _register_variant(spec: ModelSpec, attention: str, decoder: str, channel_ratio: int) -> Callable[..., SpikingResNet]:
+    """Register ``spec`` as the :class:`SpikingResNet` with this attention, decoder and channel ratio."""
+
+    def build(**config: Any) -> SpikingResNet:
+        unknown = sorted(set(config) - set(_OPEN_SETTINGS))
+        if unknown:
+            raise TypeError(f"{spec.name} takes no setting {', '.join(unknown)}; it takes: {', '.join(_OPEN_SETTINGS)}")
+        config.setdefault("time_steps", spec.time_steps)
+        return SpikingResNet(**config, attention=attention, decoder=decoder, channel_ratio=channel_ratio)
+
+    return register_model(spec)(build)
 
 
-attention_snn = _register_variant(
-    "attention_snn",
-    "AttentionSNN (spiking ResNet-34)",
-    "AttentionSNN",
-    _CSA_ENCODER + "Its decoder is spiking too: it enlarges the deepest feature maps back to the "
-    "slice size with spiking layers, and only the last layer turns spike counts into a tumor score per "
-    "pixel. It sees the slice for a single time step.",
-    _spiking_resnet_builder(attention="csa", decoder="spiking_upsample", channel_ratio=8, default_time_steps=1),
+_CSA_SNN = ModelSpec(
+    name="csa_snn",
+    title="CSA-SNN (spiking ResNet-34, channel + spatial attention)",
+    family="spiking_resnet",
+    reference=_CITATION + " Seed project: CSA_SNN.",
+    spiking=True,
     time_steps=1,
-    seed_parameters=23.48e6,
-)
-
-
-csa_snn = _register_variant(
-    "csa_snn",
-    "CSA-SNN (spiking ResNet-34, channel + spatial attention)",
-    "CSA_SNN",
-    _CSA_ENCODER + "A conventional decoder then enlarges the spikes of the deepest layer back to "
+    input_multiple=32,
+    description=_SPIKING_INTRO + _CSA_ENCODER + "A conventional decoder then enlarges the spikes of the deepest layer back to "
     "the slice size and gives a tumor score per pixel. It sees the slice for a single time step.",
-    _spiking_resnet_builder(attention="csa", decoder="transposed", channel_ratio=8, default_time_steps=1),
-    time_steps=1,
+    paper_config={"width": 64},
+    lite_config={"width": 16},
     seed_parameters=22.6e6,
 )
+csa_snn = _register_variant(_CSA_SNN, attention="csa", decoder="transposed", channel_ratio=8)
 
+# AttentionSNN: the encoder of CSA-SNN under a spiking decoder.
+attention_snn = _register_variant(
+    dataclasses.replace(
+        _CSA_SNN,
+        name="attention_snn",
+        title="AttentionSNN (spiking ResNet-34)",
+        reference=_CITATION + " Seed project: AttentionSNN.",
+        description=_SPIKING_INTRO
+        + _CSA_ENCODER
+        + "Its decoder is spiking too: it enlarges the deepest feature maps back to the "
+        "slice size with spiking layers, and only the last layer turns spike counts into a tumor score per "
+        "pixel. It sees the slice for a single time step.",
+        seed_parameters=23.48e6,
+    ),
+    attention="csa",
+    decoder="spiking_upsample",
+    channel_ratio=8,
+)
 
+# TCSA-SNN: temporal attention before CSA-SNN's, over four time steps.
 tcsa_snn = _register_variant(
-    "tcsa_snn",
-    "TCSA-SNN (spiking ResNet-34, temporal + channel + spatial attention)",
-    "TCSA_SNN",
-    "This one shows the slice to a 34-layer residual network of spiking neurons four times in a row "
-    "(four time steps). In every block, a temporal attention step first weighs how much each of the four "
-    "steps counts, then channel attention weighs which feature maps matter and spatial attention weighs "
-    "where in the slice to look. A conventional decoder enlarges the deepest spikes back to the slice "
-    "size and the four steps' tumor scores are averaged per pixel.",
+    dataclasses.replace(
+        _CSA_SNN,
+        name="tcsa_snn",
+        title="TCSA-SNN (spiking ResNet-34, temporal + channel + spatial attention)",
+        reference=_CITATION
+        + " Yao et al. Temporal-wise Attention Spiking Neural Networks for Event Streams Classification. ICCV 2021. "
+        "Seed project: TCSA_SNN.",
+        time_steps=4,
+        description=_SPIKING_INTRO
+        + "This one shows the slice to a 34-layer residual network of spiking neurons four times in a row "
+        "(four time steps). In every block, a temporal attention step first weighs how much each of the four "
+        "steps counts, then channel attention weighs which feature maps matter and spatial attention weighs "
+        "where in the slice to look. A conventional decoder enlarges the deepest spikes back to the slice "
+        "size and the four steps' tumor scores are averaged per pixel.",
+        # No reduction in the temporal MLP: with T = 4 the seed's ratio of 4 leaves one hidden ReLU, which
+        # died in training (every temporal weight of the first tcsa_snn.figshare was sigmoid(0) = 0.5).
+        paper_config={"width": 64, "temporal_ratio": 1},
+        lite_config={"width": 16, "temporal_ratio": 1},
+        seed_parameters=23.0e6,
+    ),
+    attention="tcsa",
+    decoder="transposed",
     # The seed's TCSA block builds its channel attention with a reduction of 5 (its CSA blocks use 8).
-    _spiking_resnet_builder(attention="tcsa", decoder="transposed", channel_ratio=5, default_time_steps=4),
-    reference=_CITATION
-    + " Yao et al. Temporal-wise Attention Spiking Neural Networks for Event Streams Classification. ICCV 2021. "
-    "Seed project: TCSA_SNN.",
-    time_steps=4,
-    # No reduction in the temporal MLP: with T = 4 the seed's ratio of 4 leaves one hidden ReLU, which
-    # died in training (every temporal weight of the first tcsa_snn.figshare was sigmoid(0) = 0.5).
-    paper_config={"width": 64, "temporal_ratio": 1},
-    lite_config={"width": 16, "temporal_ratio": 1},
-    seed_parameters=23.0e6,
+    channel_ratio=5,
 )
