@@ -238,8 +238,23 @@ class Segmenter:
     ) -> Prediction:
         """Segment ``scan``: probabilities, post-processed mask and tumor sizes."""
         start = time.perf_counter()
-        postprocessing = postprocessing or self.postprocessing
         probabilities = self.predict_probabilities(scan, progress)
+        return self.finish(scan, probabilities, postprocessing, time.perf_counter() - start)
+
+    def finish(
+        self,
+        scan: Scan,
+        probabilities: np.ndarray,
+        postprocessing: PostProcessing | None = None,
+        model_seconds: float = 0.0,
+    ) -> Prediction:
+        """The :class:`Prediction` from this model's ``probabilities`` of ``scan``: post-processed, measured.
+
+        The second half of :meth:`__call__`, for callers that keep probabilities and post-process
+        them again with other settings (the app's sliders) without running the model again.
+        """
+        start = time.perf_counter()
+        postprocessing = postprocessing or self.postprocessing
         mask = postprocessing(probabilities, spacing=scan.spacing)
         sizes = tumor_size(mask, scan.spacing)
         return Prediction(
@@ -247,7 +262,7 @@ class Segmenter:
             mask,
             sizes,
             self.model_id,
-            time.perf_counter() - start,
+            model_seconds + time.perf_counter() - start,
             postprocessing.to_dict(),
             self.backend.name,
         )

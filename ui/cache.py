@@ -15,7 +15,6 @@ working session; nothing is written to disk.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -23,7 +22,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -197,13 +195,6 @@ def probabilities(key: str, scan: Scan, model_id: str, progress: Progress | None
     return store.put(entry, (values, time.perf_counter() - start))
 
 
-def _replaying(runner: Segmenter, values: np.ndarray) -> Segmenter:
-    """A shallow copy of ``runner`` (same model, lock and backend) whose model pass returns ``values``."""
-    replay = copy.copy(runner)
-    replay.predict_probabilities = lambda scan, progress=None: values  # type: ignore[method-assign]
-    return replay
-
-
 def predict(
     key: str, scan: Scan, model_id: str, postprocessing: dict[str, Any] | None = None, progress: Progress | None = None
 ) -> Prediction:
@@ -218,10 +209,8 @@ def predict(
     if cached is not None:
         return cached
     values, seconds = probabilities(key, scan, model_id, progress)
-    # The Segmenter post-processes; only its model pass is replaced by the cached probabilities.
-    prediction = _replaying(segmenter(model_id), values)(scan, post)
-    prediction = replace(prediction, seconds=seconds + prediction.seconds)
-    return store.put(entry, prediction)
+    # The Segmenter post-processes the cached probabilities, as its __call__ would after the model pass.
+    return store.put(entry, segmenter(model_id).finish(scan, values, post, seconds))
 
 
 def explanation(
