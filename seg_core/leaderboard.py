@@ -21,11 +21,13 @@ from typing import Any
 
 from seg_core.data import split_sha256
 from seg_core.model_card import training_lineage
-from seg_core.weights import WEIGHTS_DIR, list_weights, read_config
+from seg_core.weights import WEIGHTS_DIR, list_weights, read_config, record_metrics
+
+# The leaderboard's file lives beside the weights; reading and writing it is seg_core.weights' job.
+from seg_core.weights.records import LEADERBOARD_NAME, read_leaderboard, write_leaderboard  # noqa: F401
 
 log = logging.getLogger(__name__)
 
-LEADERBOARD_NAME = "leaderboard.json"
 README_START = "<!-- leaderboard:start -->"
 README_END = "<!-- leaderboard:end -->"
 IMAGE_METRICS = ("dice", "iou", "hd95", "sensitivity", "precision")
@@ -197,20 +199,6 @@ def build_leaderboard(weights_dir: str | Path = WEIGHTS_DIR) -> dict[str, Any]:
     }
 
 
-def write_leaderboard(board: dict[str, Any], weights_dir: str | Path = WEIGHTS_DIR) -> Path:
-    from seg_core.evaluate import json_safe
-
-    path = Path(weights_dir) / LEADERBOARD_NAME
-    path.write_text(json.dumps(json_safe(board), indent=2, allow_nan=False) + "\n")
-    return path
-
-
-def read_leaderboard(weights_dir: str | Path = WEIGHTS_DIR) -> dict[str, Any] | None:
-    """The committed leaderboard, or ``None`` when it has not been generated."""
-    path = Path(weights_dir) / LEADERBOARD_NAME
-    return json.loads(path.read_text()) if path.exists() else None
-
-
 def _figure(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
@@ -322,7 +310,7 @@ def evaluate_all(
         measure_cost: profile MACs/SOPs/energy/latency (False: keep the recorded figures).
         readme: README to update between the leaderboard markers (``None``: leave it).
     """
-    from seg_core.evaluate import evaluate, record_metrics, write_test_metrics
+    from seg_core.evaluate import evaluate, write_test_metrics
 
     weights_dir = Path(weights_dir)
     for model_id in models if models is not None else list_weights(weights_dir):

@@ -12,7 +12,7 @@ import torch
 from seg_core.data import split_sha256
 from seg_core.model_card import write_model_card
 from seg_core.train.config import TrainConfig
-from seg_core.weights import WEIGHTS_DIR, read_config, resolve_weights, save_pretrained
+from seg_core.weights import WEIGHTS_DIR, read_config, record_metrics, resolve_weights, save_pretrained
 
 
 def export(model, config: TrainConfig, spec, modalities, model_config, history, best_dice, best_epoch, elapsed) -> Path:
@@ -55,8 +55,6 @@ def record_training_totals(
     config: TrainConfig, energy: dict[str, Any], history: list[dict[str, Any]], epochs_run: int, stopped: str = "epochs"
 ) -> None:
     """Add the whole run's cost (all epochs, resumed runs included) to the exported weights' metrics."""
-    from seg_core.evaluate import record_metrics
-
     folder = Path(config.weights_dir or WEIGHTS_DIR) / config.model_id
     if not (folder / "metrics.json").exists():  # no epoch improved, so nothing was exported
         return

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from seg_core.models import get_spec
-from seg_core.weights import WEIGHTS_DIR
+from seg_core.weights import WEIGHTS_DIR, record_metrics
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ class ZooQueue:
         Runs in a process of its own (``train-zoo --finalize``), which reads the queue's state but
         never writes it: the queue merges the returned fields, so two writers never race.
         """
-        from seg_core.evaluate import evaluate, record_metrics, select_inference_settings, write_test_metrics
+        from seg_core.evaluate import evaluate, select_inference_settings, write_test_metrics
         from seg_core.leaderboard import inference_cost
 
         job = self.state[model_id]
