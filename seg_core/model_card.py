@@ -105,19 +105,46 @@ def _row(label: str, summary: dict[str, Any], metric: str) -> str:
 
 def render_model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
     """The model card text for weights with ``config`` and ``metrics``."""
-    spec = get_spec(config["architecture"])
     dataset = config.get("dataset", "")
     info = DATASET_INFO.get(dataset, {"title": dataset, "license": "other", "hub": dataset})
-    training = config.get("training", {})
     test = metrics.get(f"test:{dataset}")
+    lines = [
+        *_front_matter(config, info, test),
+        "",
+        *_model_section(config, dataset),
+        "",
+        "## Data and split",
+        f"- {info['title']}; license {info['license']}.",
+        _split_line(config, dataset),
+        "",
+        *_training_section(config, metrics),
+        "",
+        *_test_section(config, dataset, test),
+        *_cost_section(metrics.get("inference_cost")),
+    ]
+    record = config.get("sha256")
+    if record:  # written by save_pretrained; load_model checks the files against it
+        lines += ["", *files_section(record)]
+    lines += [
+        "",
+        "## Limits",
+        "- Trained on 2D slices of one public data set; other scanners, sequences and resolutions may fail silently.",
+        "- Sizes of the lite configuration and the training resolution were chosen for CPU training; see the configuration above.",
+        "- Test figures are on a small held-out set of patients; their spread (std) matters as much as the mean.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _front_matter(config: dict[str, Any], info: dict[str, str], test: dict[str, Any] | None) -> list[str]:
+    """The card's YAML header: license, tags and, once tested, the Hub's model-index of test figures."""
     index = []
-    if test:
-        for metric in ("dice", "iou", "hd95"):
-            if test.get(f"{metric}_mean") is None:  # e.g. HD95 of a model that never predicts tumor
-                continue
-            index.append(
-                f"      - type: {metric}\n        name: test {metric} (per image, mean)\n        value: {test[f'{metric}_mean']:.4f}"
-            )
+    for metric in ("dice", "iou", "hd95") if test else ():
+        if test.get(f"{metric}_mean") is None:  # e.g. HD95 of a model that never predicts tumor
+            continue
+        index.append(
+            f"      - type: {metric}\n        name: test {metric} (per image, mean)\n        value: {test[f'{metric}_mean']:.4f}"
+        )
     header = [
         "---",
         f"license: {info['license']}",
@@ -137,11 +164,13 @@ def render_model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
             "    metrics:",
             *index,
         ]
-    header.append("---")
-    model_config = config.get("model_config", {})
-    lines = [
-        *header,
-        "",
+    return [*header, "---"]
+
+
+def _model_section(config: dict[str, Any], dataset: str) -> list[str]:
+    """Title, disclaimer and the architecture with its settings, inputs and storage."""
+    spec = get_spec(config["architecture"])
+    return [
         f"# {config['id']}: {spec.title} trained on {dataset}",
         "",
         "> Research and teaching only: not a medical device, not for diagnosis.",
@@ -149,21 +178,18 @@ def render_model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
         "## Model",
         f"- Architecture: `{spec.name}` ({spec.title}). {spec.description}",
         f"- Reference: {spec.reference}",
-        f"- Configuration: `{json.dumps(model_config)}`; input {config['input_size'][0]}x{config['input_size'][1]} px, "
+        f"- Configuration: `{json.dumps(config.get('model_config', {}))}`; input {config['input_size'][0]}x{config['input_size'][1]} px, "
         f"modalities {', '.join(config['modalities'])}; intensity normalisation `{json.dumps(config.get('normalization'))}`; "
         f"threshold {config.get('threshold', 0.5)}.",
         f"- Weights stored as {config.get('stored_dtype', 'float32')} safetensors, loaded as float32.",
-        "",
-        "## Data and split",
-        f"- {info['title']}; license {info['license']}.",
-        _split_line(config, dataset),
-        "",
-        "## Training",
-        "```bash",
-        _training_command(training) if training else "(no training record)",
-        "```",
     ]
+
+
+def _training_section(config: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
+    """The command that reproduces the run, what it reached and cost, its lineage and the chosen inference settings."""
+    training = config.get("training", {})
     history = metrics.get("training", {})
+    lines = ["## Training", "```bash", _training_command(training) if training else "(no training record)", "```"]
     if training:
         level = (history.get("history") or [{}])[-1].get("val_level", "image")
         lines.append(
@@ -189,77 +215,84 @@ def render_model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
     elif training:
         lines.append("- Training energy: not recorded for this run (its metrics hold no energy measurement).")
     if training.get("init_from"):
-        lines.append(
-            f"- Fine-tuned from `{training['init_from']}` (its own training record is in `metrics.json` under "
-            "`training.initial`); the energy above covers the fine-tuning only."
-        )
-        # The runs this one started from, earliest first: reproducing it means running them all.
-        lineage = list(takewhile(lambda record: record.get("command"), training_lineage(history)[1:]))[::-1]
-        for step, initial in enumerate(lineage, start=1):
-            spent = initial.get("energy") or {}
-            cost = f", {spent['energy_kwh']:.4f} kWh" if spent.get("energy_kwh") is not None else ""
-            lines += [
-                f"- Step {step} of {len(lineage) + 1}, the `{initial['id']}` run it builds on: {initial.get('epochs_run', '?')} "
-                f"epochs, {initial.get('wall_time_s', 0) / 60:.1f} min{cost}, trained with:",
-                "",
-                "```bash",
-                _training_command(initial["command"]),
-                "```",
-                "",
-            ]
-    selection = metrics.get("selection")
-    if selection:
-        best = selection["chosen"]
-        lines.append(
-            f"- Inference settings chosen on the {selection['split']} split (`python -m seg_core select`): threshold {best['threshold']}, "
-            f"fill holes {best['fill_holes']}, largest component only {best['largest_component_only']}, left-right flip TTA "
-            f"{best['flip_tta']}; {selection['split']} {'per-volume' if _volumetric(config.get('dataset')) else 'per-image'} Dice {selection['default_dice_mean']:.4f} with the defaults, "
-            f"{best['dice_mean']:.4f} with these."
-        )
+        lines += _lineage_lines(training, history)
+    lines += _selection_lines(config, metrics.get("selection"))
     if config.get("inference_dtype") == "bfloat16":
         lines.append(
             "- Inference runs under bfloat16 autocast, as in training, on CPUs with AVX-512 BF16 or AMX and on "
             "bfloat16 GPUs (2-3x faster); other devices run float32, whose masks can differ in a few boundary pixels."
         )
-    lines += ["", "## Test figures"]
-    if test:
-        lines += [
-            f"Measured with `python -m seg_core evaluate --model {config['id']} --dataset {dataset} --split test` on {test['n']} images "
-            f"({test['groups']} patient groups), at each image's native resolution.",
-            "",
-            "| metric | mean | std | median |",
-            "|---|---|---|---|",
-        ]
-        for metric in ("dice", "iou", "hd95", "sensitivity", "precision", "specificity"):
-            lines.append(_row(f"{metric} (per image)", test["per_image"], metric))
-        if "per_volume" in test:
-            lines.append(_row("dice (per volume)", test["per_volume"], "dice"))
-        lines.append("")
-        lines.append("HD95 is in millimetres where the images record pixel spacing, in pixels otherwise.")
-    else:
-        lines.append("Not evaluated on the test split yet.")
-    cost = metrics.get("inference_cost")
-    if cost:
-        lines += [
-            "",
-            "## Inference cost",
-            f"Estimated with `seg_core.energy` for one {cost['input']} input: {cost['params'] / 1e6:.2f} M parameters, "
-            f"{cost['macs'] / 1e9:.3f} G multiply-accumulates, {cost['sops'] / 1e9:.3f} G synaptic operations, "
-            f"about {cost['energy_mj']:.3f} mJ (45 nm figures: {cost['e_mac_pj']} pJ per MAC, {cost['e_ac_pj']} pJ per "
-            f"accumulate); median CPU latency {cost['latency_ms']:.1f} ms on {cost['hardware']}.",
-        ]
-    record = config.get("sha256")
-    if record:  # written by save_pretrained; load_model checks the files against it
-        lines += ["", *files_section(record)]
-    lines += [
-        "",
-        "## Limits",
-        "- Trained on 2D slices of one public data set; other scanners, sequences and resolutions may fail silently.",
-        "- Sizes of the lite configuration and the training resolution were chosen for CPU training; see the configuration above.",
-        "- Test figures are on a small held-out set of patients; their spread (std) matters as much as the mean.",
-        "",
+    return lines
+
+
+def _lineage_lines(training: dict[str, Any], history: dict[str, Any]) -> list[str]:
+    """A fine-tune's starting point, and the command and cost of every run it builds on, earliest first."""
+    lines = [
+        f"- Fine-tuned from `{training['init_from']}` (its own training record is in `metrics.json` under "
+        "`training.initial`); the energy above covers the fine-tuning only."
     ]
-    return "\n".join(lines)
+    # The runs this one started from, earliest first: reproducing it means running them all.
+    lineage = list(takewhile(lambda record: record.get("command"), training_lineage(history)[1:]))[::-1]
+    for step, initial in enumerate(lineage, start=1):
+        spent = initial.get("energy") or {}
+        cost = f", {spent['energy_kwh']:.4f} kWh" if spent.get("energy_kwh") is not None else ""
+        lines += [
+            f"- Step {step} of {len(lineage) + 1}, the `{initial['id']}` run it builds on: {initial.get('epochs_run', '?')} "
+            f"epochs, {initial.get('wall_time_s', 0) / 60:.1f} min{cost}, trained with:",
+            "",
+            "```bash",
+            _training_command(initial["command"]),
+            "```",
+            "",
+        ]
+    return lines
+
+
+def _selection_lines(config: dict[str, Any], selection: dict[str, Any] | None) -> list[str]:
+    """The inference settings ``select`` chose on validation, with the Dice they gain over the defaults."""
+    if not selection:
+        return []
+    best = selection["chosen"]
+    level = "per-volume" if _volumetric(config.get("dataset")) else "per-image"
+    return [
+        f"- Inference settings chosen on the {selection['split']} split (`python -m seg_core select`): threshold {best['threshold']}, "
+        f"fill holes {best['fill_holes']}, largest component only {best['largest_component_only']}, left-right flip TTA "
+        f"{best['flip_tta']}; {selection['split']} {level} Dice {selection['default_dice_mean']:.4f} with the defaults, "
+        f"{best['dice_mean']:.4f} with these."
+    ]
+
+
+def _test_section(config: dict[str, Any], dataset: str, test: dict[str, Any] | None) -> list[str]:
+    """The test split's figures per image (and per volume), or that there are none yet."""
+    if not test:
+        return ["## Test figures", "Not evaluated on the test split yet."]
+    lines = [
+        "## Test figures",
+        f"Measured with `python -m seg_core evaluate --model {config['id']} --dataset {dataset} --split test` on {test['n']} images "
+        f"({test['groups']} patient groups), at each image's native resolution.",
+        "",
+        "| metric | mean | std | median |",
+        "|---|---|---|---|",
+    ]
+    for metric in ("dice", "iou", "hd95", "sensitivity", "precision", "specificity"):
+        lines.append(_row(f"{metric} (per image)", test["per_image"], metric))
+    if "per_volume" in test:
+        lines.append(_row("dice (per volume)", test["per_volume"], "dice"))
+    return [*lines, "", "HD95 is in millimetres where the images record pixel spacing, in pixels otherwise."]
+
+
+def _cost_section(cost: dict[str, Any] | None) -> list[str]:
+    """The profiled cost of one inference (parameters, operations, energy, latency), when measured."""
+    if not cost:
+        return []
+    return [
+        "",
+        "## Inference cost",
+        f"Estimated with `seg_core.energy` for one {cost['input']} input: {cost['params'] / 1e6:.2f} M parameters, "
+        f"{cost['macs'] / 1e9:.3f} G multiply-accumulates, {cost['sops'] / 1e9:.3f} G synaptic operations, "
+        f"about {cost['energy_mj']:.3f} mJ (45 nm figures: {cost['e_mac_pj']} pJ per MAC, {cost['e_ac_pj']} pJ per "
+        f"accumulate); median CPU latency {cost['latency_ms']:.1f} ms on {cost['hardware']}.",
+    ]
 
 
 def write_model_card(folder: str | Path) -> Path:
