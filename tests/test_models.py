@@ -149,3 +149,27 @@ def test_load_is_strict_about_keys(tmp_path) -> None:
     with pytest.raises(WeightsError, match="do not match") as info:
         load_model(tmp_path / "unet.wrong")
     assert "unet" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["spatial", "channel", "cbam"])
+def test_feature_attention_by_name_keeps_the_shape(name: str) -> None:
+    from seg_core.models.blocks.attention import make_feature_attention
+
+    x = torch.randn(2, 32, 16, 16)
+    assert make_feature_attention(name, channels=32)(x).shape == x.shape
+
+
+def test_unknown_attention_names_list_the_valid_ones() -> None:
+    from seg_core.models.blocks.attention import make_feature_attention, make_skip_attention
+
+    with pytest.raises(ValueError, match="gate"):
+        make_skip_attention("no_such_gate", 8, 16)
+    with pytest.raises(ValueError, match="cbam"):
+        make_feature_attention("no_such_attention", 8)
+
+
+def test_a_unet_with_gates_by_name_has_the_attention_unet_keys() -> None:
+    gated = create_model("unet", width=8, skip_attention="gate").state_dict()
+    assert {k: v.shape for k, v in gated.items()} == {
+        k: v.shape for k, v in create_model("attention_unet", width=8).state_dict().items()
+    }
