@@ -184,10 +184,48 @@ def _validation_probabilities(segmenter: Segmenter, dataset, groups: list[str]) 
     return items
 
 
+#: Flip TTA doubles the forward pass, so it is on by default only where validation Dice gains this much.
+TTA_MIN_GAIN = 0.01
+
+
+def choose_settings(table: list[dict[str, Any]]) -> dict[str, Any]:
+    """The selection table's row to use: the best without flip TTA, unless TTA gains ``TTA_MIN_GAIN``.
+
+    Among equal scores the first (simplest) row wins. Users can still switch TTA on.
+    """
+    plain = max((row for row in table if not row["flip_tta"]), key=lambda row: row["dice_mean"])
+    flipped = [row for row in table if row["flip_tta"]]
+    if not flipped:
+        return plain
+    best_flipped = max(flipped, key=lambda row: row["dice_mean"])
+    return best_flipped if best_flipped["dice_mean"] - plain["dice_mean"] >= TTA_MIN_GAIN else plain
+
+
+def reapply_selection(folder: Path) -> bool:
+    """Re-choose the settings of a weights folder from its recorded validation table (no data read).
+
+    For a change of :func:`choose_settings`' rule after selection ran. Returns whether the config
+    changed; the test figures must then be measured again (``evaluate --split test``).
+    """
+    metrics = json.loads((folder / "metrics.json").read_text())
+    selection = metrics.get("selection")
+    if not selection:
+        return False
+    best = choose_settings(selection["table"])
+    config = json.loads((folder / "config.json").read_text())
+    chosen = {k: v for k, v in best.items() if k not in ("flip_tta", "dice_mean")}
+    changed = config.get("flip_tta") != best["flip_tta"] or config.get("postprocessing") != chosen
+    if changed:
+        config.update({"postprocessing": chosen, "threshold": chosen["threshold"], "flip_tta": best["flip_tta"]})
+        (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        record_metrics(folder, "selection", {**selection, "chosen": best, "tta_min_gain": TTA_MIN_GAIN})
+    return changed
+
+
 def select_inference_settings(
     model: str, dataset_name: str, data_root: str | Path, split: str = "val", weights_dir: str | Path = WEIGHTS_DIR
 ) -> dict[str, Any]:
-    """Choose threshold, morphology and flip TTA by mean Dice on the validation split.
+    """Choose threshold, morphology and flip TTA by mean Dice on the validation split (:func:`choose_settings`).
 
     The mean is over images for 2D data sets and over volumes (patients) for volumetric ones.
 
@@ -217,7 +255,7 @@ def select_inference_settings(
                     scores.append(batch_dice(mask, truth_tensor))
                 dice = float(torch.cat(scores).mean())
                 table.append({"flip_tta": flip_tta, **postprocessing.to_dict(), "dice_mean": dice})
-    best = max(table, key=lambda row: row["dice_mean"])  # max keeps the first (simplest) of equals
+    best = choose_settings(table)
     folder = loaded.folder
     config = json.loads((folder / "config.json").read_text())
     chosen = {k: v for k, v in best.items() if k not in ("flip_tta", "dice_mean")}
@@ -233,6 +271,7 @@ def select_inference_settings(
         "dataset": dataset_name,
         "chosen": best,
         "default_dice_mean": baseline["dice_mean"],
+        "tta_min_gain": TTA_MIN_GAIN,
         "table": table,
     }
     record_metrics(folder, "selection", selection)
