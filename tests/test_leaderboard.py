@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from seg_core.evaluate import json_safe
 from seg_core.leaderboard import (
     LEADERBOARD_NAME,
     PUBLISHED,
@@ -20,7 +19,7 @@ from seg_core.leaderboard import (
     update_readme,
 )
 from seg_core.models import create_model
-from seg_core.weights import WEIGHTS_DIR, list_weights
+from seg_core.weights import WEIGHTS_DIR, json_safe, list_weights
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -144,3 +143,23 @@ def test_readme_zoo_page_and_api_show_the_same_ranking_per_dataset() -> None:
         api = [model["id"] for model in listed if model["dataset"] == dataset and model["ranking"]]
         assert api == ranking, dataset
         assert [model["ranking"]["rank"] for model in listed if model["id"] in ranking] == list(range(1, len(ranking) + 1))
+
+
+def test_recorded_figures_are_standard_json_and_the_card_follows(tmp_path: Path) -> None:
+    from seg_core.weights import read_leaderboard, record_metrics, write_leaderboard
+
+    _tiny_weights(tmp_path, "unet.figshare", "unet", {"width": 4})
+    folder = tmp_path / "unet.figshare"
+    record_metrics(folder, "training", {"epochs_run": 3, "history": [float("nan")]}, merge=True)
+    text = (folder / "metrics.json").read_text()
+    assert "NaN" not in text
+    training = json.loads(text)["training"]
+    assert training == {"val_dice_per_image": 0.1, "epochs_run": 3, "history": [None]}  # merged, nan as null
+    assert "Ran 3 epochs" not in (folder / "README.md").read_text()  # rewritten from the metrics: no stop reason recorded
+    record_metrics(folder, "training", {"epochs_run": 4, "stopped": "epochs"})
+    assert json.loads((folder / "metrics.json").read_text())["training"] == {"epochs_run": 4, "stopped": "epochs"}  # replaced
+    assert "Ran 4 epochs" in (folder / "README.md").read_text()
+
+    assert read_leaderboard(tmp_path) is None
+    write_leaderboard({"rows": [{"dice_mean": float("inf")}]}, tmp_path)
+    assert read_leaderboard(tmp_path) == {"rows": [{"dice_mean": None}]}
