@@ -94,7 +94,7 @@ with left:
 
 report = cached_report(active, prediction)
 with right:
-    for label, value in size_metrics(scan, report, prediction.seconds):
+    for label, value in size_metrics(scan, report, prediction.seconds, prediction.backend):
         st.metric(label, value)
     if (line := truth_line(scan, report)) is not None:
         st.markdown(line)

@@ -88,13 +88,16 @@ def _scaled(value: float | None, scale: float, digits: int) -> float | None:
     return round(value / scale, digits) if value else None
 
 
-def cost_table(costs: Mapping[str, Mapping[str, Any]], seconds: Mapping[str, float]) -> pd.DataFrame:
+def cost_table(
+    costs: Mapping[str, Mapping[str, Any]], seconds: Mapping[str, float], backends: Mapping[str, str] | None = None
+) -> pd.DataFrame:
     """One row per model of its cost of one inference and its time on this scan.
 
     Args:
         costs: model id -> :func:`seg_core.leaderboard.inference_cost` (``params``, ``macs``, ``sops``,
             ``energy_mj``, ``latency_ms``; ``source`` where the figures come from).
         seconds: model id -> wall time of the whole scan (every slice, test-time flipping included).
+        backends: model id -> where it ran on this scan (:mod:`seg_core.backends`).
     """
     rows = []
     for model_id, cost in costs.items():
@@ -108,8 +111,9 @@ def cost_table(costs: Mapping[str, Mapping[str, Any]], seconds: Mapping[str, flo
                 "energy_mj": None if energy is None else round(energy, 4),
                 "latency_ms": None if latency is None else round(latency, 1),
                 "this scan (s)": round(seconds[model_id], 3),
+                "backend": (backends or {}).get(model_id, ""),
                 "source": cost.get("source", ""),
             }
         )
-    columns = ["model", "parameters (M)", "MACs (G)", "SOPs (G)", "energy_mj", "latency_ms", "this scan (s)", "source"]
+    columns = ["model", "parameters (M)", "MACs (G)", "SOPs (G)", "energy_mj", "latency_ms", "this scan (s)", "backend", "source"]
     return pd.DataFrame(rows, columns=columns)

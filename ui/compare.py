@@ -46,4 +46,6 @@ def costs(predictions: dict[str, Prediction]) -> tuple[pd.DataFrame, list[str]]:
             found[name] = inference_cost(name)
         except Exception as error:  # profiling is informative only; never break the page on it
             failures.append(f"Could not profile {name}: {error}")
-    return cost_table(found, {name: prediction.seconds for name, prediction in predictions.items()}), failures
+    seconds = {name: prediction.seconds for name, prediction in predictions.items()}
+    backends = {name: prediction.backend for name, prediction in predictions.items()}
+    return cost_table(found, seconds, backends), failures

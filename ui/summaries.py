@@ -38,8 +38,11 @@ def slice_profile(scan: Scan, prediction: Prediction, plane: str) -> tuple[np.nd
     return tumor_profile(prediction.mask, plane), "voxels"
 
 
-def size_metrics(scan: Scan, report: dict[str, Any], seconds: float) -> list[tuple[str, str]]:
-    """``(label, value)`` of the Segment page's figures, from :func:`seg_core.report.prediction_report`."""
+def size_metrics(scan: Scan, report: dict[str, Any], seconds: float, backend: str = "") -> list[tuple[str, str]]:
+    """``(label, value)`` of the Segment page's figures, from :func:`seg_core.report.prediction_report`.
+
+    ``backend``: where the model ran (:mod:`seg_core.backends`), shown beside the time it took.
+    """
     figures = [("Tumor found", "yes" if report["tumor_present"] else "no")]
     if scan.is_2d:
         area = report["largest_slice_area"]
@@ -49,7 +52,7 @@ def size_metrics(scan: Scan, report: dict[str, Any], seconds: float) -> list[tup
         figures.append(("Tumor volume", f"{volume:.2f} mL" if volume is not None else f"{report['tumor_pixels']} voxels"))
         figures.append(("Slices with tumor", f"{report['slices_with_tumor']} of {scan.num_slices}"))
     figures.append(("Separate regions", str(report["components"])))
-    figures.append(("Time", f"{seconds * 1000:.0f} ms"))
+    figures.append(("Time", f"{seconds * 1000:.0f} ms" + (f" ({backend})" if backend else "")))
     return figures
 
 
@@ -72,4 +75,4 @@ def size_caption(scan: Scan, prediction: Prediction) -> str:
         size = f"{sizes['largest_slice_area_mm2']:.0f} mm²" if scan.spacing_known else f"{sizes['pixels']} px"
     else:
         size = f"{sizes['volume_ml']:.2f} mL"
-    return f"tumor {size} · {prediction.seconds * 1000:.0f} ms on this scan"
+    return f"tumor {size} · {prediction.seconds * 1000:.0f} ms on this scan ({prediction.backend})"

@@ -46,6 +46,7 @@ def leaderboard_tables(board: dict[str, Any]) -> dict[str, dict[str, Any]]:
                     "parameters (M)": _number(row.get("params"), 1e6),
                     "energy per slice (mJ)": _number(row.get("energy_mj"), digits=4),
                     "CPU latency (ms)": _number(row.get("latency_ms"), digits=1),
+                    "runs on": row.get("backend", "torch"),
                     "training (CPU-min)": _number(row.get("train_cpu_minutes"), digits=1),
                 }
                 for rank, row in enumerate(rows, start=1)
