@@ -70,6 +70,7 @@ class MaskFile(BaseModel):
 class SegmentResult(BaseModel):
     model: str
     seconds: float
+    backend: str = Field(description="where the model ran: onnxruntime, torch or torch-bf16 (seg_core.backends)")
     input: dict[str, Any] = Field(description="shape, modalities, spacing, format ... of the scan as read")
     figures: dict[str, Any] = Field(description="tumor pixels, area (mm2, or px without spacing), volume (mL), slices")
     mask: MaskFile

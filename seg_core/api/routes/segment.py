@@ -74,6 +74,7 @@ def _mask_file_answer(prediction: Prediction, figures: dict[str, Any], fmt: str,
     summary = {
         "model": prediction.model_id,
         "seconds": round(prediction.seconds, 3),
+        "backend": prediction.backend,
         **{k: figures.get(k) for k in ("tumor_pixels", "largest_slice_area_mm2", "volume_ml", "area_unit")},
         "slices_with_tumor": len(figures["slices_with_tumor"]),
     }
@@ -130,6 +131,7 @@ def segment(
     return SegmentResult(
         model=prediction.model_id,
         seconds=round(prediction.seconds, 3),
+        backend=prediction.backend,
         input=json_safe(describe(scan)),
         figures=figures,
         mask=MaskFile(format=fmt, filename=mask_filename(fmt), base64=base64.b64encode(encoded).decode("ascii")),  # type: ignore[arg-type]
