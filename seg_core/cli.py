@@ -10,6 +10,9 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+# seg_core.backends.BACKENDS, spelt out so that --help need not import torch (a test checks they agree).
+BACKEND_CHOICES = ("auto", "torch", "onnxruntime")
+
 if TYPE_CHECKING:
     # argparse names no public type for what add_subparsers returns.
     _Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -81,7 +84,8 @@ def _segment(args: argparse.Namespace) -> int:
     scan = load_scan(
         inputs[0] if len(inputs) == 1 else inputs, modalities=tuple(args.modalities.split(",")) if args.modalities else None
     )
-    segmenter = Segmenter(load_model(args.model))
+    flip = {"auto": None, "on": True, "off": False}[args.flip_tta]
+    segmenter = Segmenter(load_model(args.model), backend=args.backend, flip_tta=flip)
     postprocessing = PostProcessing(
         threshold=args.threshold if args.threshold is not None else segmenter.threshold,
         opening_radius=args.opening,
@@ -100,6 +104,7 @@ def _segment(args: argparse.Namespace) -> int:
         "model": prediction.model_id,
         "out": str(out),
         "seconds": round(prediction.seconds, 3),
+        "backend": prediction.backend,
         **{k: v for k, v in prediction.sizes.items() if not isinstance(v, list | tuple)},
         "tumor_pixels": int(prediction.mask.sum()),
         "spacing_known": scan.spacing_known,
@@ -108,10 +113,28 @@ def _segment(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(json_safe(report), indent=2, allow_nan=False))
     else:
-        print(f"{scan.name or inputs[0].name}: {prediction.model_id} in {prediction.seconds:.2f} s -> {out}")
+        print(
+            f"{scan.name or inputs[0].name}: {prediction.model_id} in {prediction.seconds:.2f} s ({prediction.backend}) -> {out}"
+        )
         for key, value in report.items():
-            if key not in ("input", "model", "out", "seconds"):
+            if key not in ("input", "model", "out", "seconds", "backend"):
                 print(f"  {key}: {value}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from seg_core.backends import export_cache_dir, export_onnx, onnx_unsupported_reason
+    from seg_core.weights import list_weights, load_model
+
+    model_ids = list_weights() if args.model == "all" else args.model.split(",")
+    for model_id in model_ids:
+        loaded = load_model(model_id)
+        reason = onnx_unsupported_reason(loaded.config)
+        if reason:
+            print(f"{model_id}: stays on torch ({reason})")
+            continue
+        print(f"{model_id}: {export_onnx(loaded.model, loaded.config)}")
+    print(f"cache: {export_cache_dir()} (outside git; delete it at will, graphs are made again at first use)")
     return 0
 
 
@@ -278,7 +301,22 @@ def _add_segment(commands: _Subcommands) -> None:
     segment.add_argument("--largest-component", action="store_true", help="keep only the largest tumor component")
     segment.add_argument("--min-size", type=float, default=0.0, help="drop components below this area in mm^2")
     segment.add_argument("--json", action="store_true", help="print the report as JSON")
+    segment.add_argument(
+        "--backend",
+        choices=BACKEND_CHOICES,
+        default="auto",
+        help="where the model runs (auto: ONNX Runtime for conventional nets)",
+    )
+    segment.add_argument(
+        "--flip-tta", choices=("auto", "on", "off"), default="auto", help="left-right flip averaging (auto: the model's choice)"
+    )
     segment.set_defaults(handler=_segment)
+
+
+def _add_export(commands: _Subcommands) -> None:
+    export = commands.add_parser("export", help="export shipped models to ONNX ahead of first use (cached outside git)")
+    export.add_argument("--model", default="all", help="weights id, a comma list, or all (default)")
+    export.set_defaults(handler=_export)
 
 
 def _add_evaluate(commands: _Subcommands) -> None:
@@ -361,6 +399,7 @@ _SUBCOMMANDS = (
     _add_train_zoo,
     _add_models,
     _add_segment,
+    _add_export,
     _add_evaluate,
     _add_select,
     _add_split,

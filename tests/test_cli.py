@@ -93,3 +93,14 @@ def test_evaluate_prints_a_table_and_json(data_root: Path) -> None:
     figures = json.loads(result.stdout)
     assert figures["n"] == 4 and 0 <= figures["dice_mean"] <= 1 and len(figures["cases"]) == 4
     assert {"dice_mean", "iou_mean", "hd95_mean"} <= set(figures)
+
+
+def test_segment_offers_every_backend_and_export_writes_the_graphs(tmp_path, monkeypatch) -> None:
+    from seg_core.backends import BACKENDS
+    from seg_core.cli import BACKEND_CHOICES, main
+
+    assert BACKEND_CHOICES == BACKENDS
+    monkeypatch.setenv("BRAINSEG_CACHE_DIR", str(tmp_path))
+    assert main(["export", "--model", "unet.figshare,naive_prior.figshare"]) == 0
+    assert len(list((tmp_path / "onnx").glob("unet.figshare-*.onnx"))) == 1
+    assert not list((tmp_path / "onnx").glob("naive_prior*"))  # baselines stay on torch
