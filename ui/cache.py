@@ -72,11 +72,12 @@ def segmenter(model_id: str) -> Segmenter:
 
 @st.cache_resource(show_spinner=False)
 def _warm(model_id: str, folder: str, stamp: float) -> bool:
-    import torch
+    import numpy as np
 
     runner = _segmenter(model_id, folder, stamp)
-    with torch.inference_mode():  # the first forward pass pays for lazy initialisation; do it before any upload
-        runner.model(torch.zeros(1, len(runner.modalities), *runner.input_size))
+    # The first forward pass pays for the backend (an ONNX export on first use, then its session) and
+    # lazy initialisation: do it before any upload.
+    runner.forward(np.zeros((1, len(runner.modalities), *runner.input_size), dtype=np.float32))
     return True
 
 
