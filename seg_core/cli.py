@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def _train(args: argparse.Namespace) -> int:
     from seg_core.train import train
-    from seg_core.train_config import config_from_args
+    from seg_core.train.config import config_from_args
 
     summary = train(config_from_args(args), resume=args.resume, progress=not args.no_progress)
     print(json.dumps(summary, indent=2))
@@ -28,7 +28,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_zoo(args: argparse.Namespace) -> int:
-    from seg_core.zoo import ZooQueue, protocol_for, run_queue
+    from seg_core.train.zoo import ZooQueue, protocol_for, run_queue
 
     architectures = tuple(name for name in args.architectures.split(",") if name)
     queue = ZooQueue(
@@ -259,7 +259,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _add_train(commands: _Subcommands) -> None:
-    from seg_core.train_config import add_train_arguments
+    from seg_core.train.config import add_train_arguments
 
     train = commands.add_parser("train", help="train an architecture on a dataset's training split")
     add_train_arguments(train)

@@ -405,7 +405,7 @@ def test_cli_energy_prints_json_and_a_table() -> None:
     assert unknown.returncode == 2 and "unknown model" in unknown.stderr
 
 
-# --- every op counted or listed (seg_core.op_census) --------------------------------------------
+# --- every op counted or listed (seg_core.energy.op_census) --------------------------------------------
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -427,7 +427,7 @@ def test_an_op_without_a_rule_is_reported_not_counted_as_zero() -> None:
 
 def test_cdist_is_counted_by_hand() -> None:
     from seg_core.models.baselines import knn_probability
-    from seg_core.op_census import OpCensus
+    from seg_core.energy.op_census import OpCensus
 
     pixels, references, features = 50, 7, 5
     with torch.no_grad(), OpCensus() as census:
