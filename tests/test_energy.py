@@ -426,8 +426,8 @@ def test_an_op_without_a_rule_is_reported_not_counted_as_zero() -> None:
 
 
 def test_cdist_is_counted_by_hand() -> None:
-    from seg_core.models.baselines import knn_probability
     from seg_core.energy.op_census import OpCensus
+    from seg_core.models.baselines import knn_probability
 
     pixels, references, features = 50, 7, 5
     with torch.no_grad(), OpCensus() as census:
