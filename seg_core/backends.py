@@ -48,7 +48,7 @@ __all__ = [
     "onnx_unsupported_reason",
 ]
 
-BACKENDS = ("auto", "torch", "onnxruntime")
+BACKENDS = ("auto", "torch", "onnxruntime", "onnxruntime-int8")
 # The opset of the exported graphs: the newest the dynamo exporter of torch 2.13 writes by default.
 OPSET = 18
 
@@ -90,9 +90,10 @@ class OnnxRuntimeBackend:
 
     name = "onnxruntime"
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
+    def __init__(self, path: Path, threads: int | None = None, name: str = "onnxruntime") -> None:
         import onnxruntime as ort
 
+        self.name = name
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
@@ -182,28 +183,50 @@ def export_onnx(model: nn.Module, config: dict[str, Any], cache_dir: Path | None
     return path
 
 
+def int8_graph(config: dict[str, Any], folder: Path | None) -> Path | None:
+    """The weights' accepted int8 graph (``seg_core.quantize``), its sha256 checked, or ``None``."""
+    from seg_core.weights import WeightsError, sha256_file
+
+    record = config.get("int8") or {}
+    if not record.get("accepted") or folder is None or not (Path(folder) / record["file"]).is_file():
+        return None
+    path = Path(folder) / record["file"]
+    if sha256_file(path) != record.get("sha256"):
+        raise WeightsError(f"{path} does not match the sha256 in its config.json; refusing to load it")
+    return path
+
+
 def create_backend(
     model: nn.Module,
     config: dict[str, Any],
     device: torch.device,
     preference: str = "auto",
     bfloat16: bool = False,
+    folder: Path | None = None,
 ) -> tuple[Backend, str]:
     """The backend to run ``model`` on, and a sentence saying why that one.
 
     ``auto``: ONNX Runtime for exportable networks on the CPU unless bfloat16 was asked for (then
-    torch, whose oneDNN bf16 kernels are the fast path on CPUs that have them), else torch.
-    ``onnxruntime`` fails loudly when the model cannot be exported; ``auto`` falls back to torch and
-    says why.
+    torch, whose oneDNN bf16 kernels are the fast path on CPUs that have them), else torch; the int8
+    graph shipped in ``folder`` where its validation Dice passed :mod:`seg_core.quantize`'s gate,
+    else the fp32 export. ``onnxruntime`` is always the fp32 graph. ``onnxruntime`` and
+    ``onnxruntime-int8`` fail loudly when impossible; ``auto`` falls back to torch and says why.
     """
     if preference not in BACKENDS:
         raise ValueError(f"unknown backend {preference!r}; choose one of {', '.join(BACKENDS)}")
     reason = onnx_unsupported_reason(config)
+    if preference in ("auto", "onnxruntime-int8") and not reason and not bfloat16 and device.type == "cpu":
+        int8 = int8_graph(config, folder)
+        if int8 is not None:
+            drop = config["int8"]["drop"]
+            return OnnxRuntimeBackend(int8, name="onnxruntime-int8"), f"int8 graph (validation Dice drop {drop:+.4f})"
+        if preference == "onnxruntime-int8":
+            raise ValueError(f"{config.get('id')} has no accepted int8 graph; make one with python -m seg_core quantize")
     if preference == "torch" or (preference == "auto" and (reason or bfloat16 or device.type != "cpu")):
         why = "asked for" if preference == "torch" else reason or ("bfloat16 asked for" if bfloat16 else "not on the CPU")
         return TorchBackend(model, device, bfloat16), why
     if reason:
-        raise ValueError(f"{config.get('id')} cannot run on onnxruntime: {reason}")
+        raise ValueError(f"{config.get('id')} cannot run on {preference}: {reason}")
     try:
         return OnnxRuntimeBackend(export_onnx(model, config)), "exported graph (default on the CPU)"
     except Exception as error:  # noqa: BLE001 - any exporter/runtime failure falls back to the reference

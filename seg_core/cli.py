@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 # seg_core.backends.BACKENDS, spelt out so that --help need not import torch (a test checks they agree).
-BACKEND_CHOICES = ("auto", "torch", "onnxruntime")
+BACKEND_CHOICES = ("auto", "torch", "onnxruntime", "onnxruntime-int8")
 
 if TYPE_CHECKING:
     # argparse names no public type for what add_subparsers returns.
@@ -135,6 +135,19 @@ def _export(args: argparse.Namespace) -> int:
             continue
         print(f"{model_id}: {export_onnx(loaded.model, loaded.config)}")
     print(f"cache: {export_cache_dir()} (outside git; delete it at will, graphs are made again at first use)")
+    return 0
+
+
+def _quantize(args: argparse.Namespace) -> int:
+    from seg_core.quantize import quantize_int8
+
+    for model_id in args.model.split(","):
+        record = quantize_int8(model_id, args.data_root, calibration=args.calibration)
+        verdict = "kept" if record["accepted"] else f"refused (more than {record['max_drop']})"
+        print(
+            f"{model_id}: validation Dice fp32 {record['val_dice_fp32']:.4f}, int8 {record['val_dice_int8']:.4f}, "
+            f"drop {record['drop']:+.4f}: {verdict}"
+        )
     return 0
 
 
@@ -319,6 +332,16 @@ def _add_export(commands: _Subcommands) -> None:
     export.set_defaults(handler=_export)
 
 
+def _add_quantize(commands: _Subcommands) -> None:
+    quantize = commands.add_parser(
+        "quantize", help="build an int8 ONNX graph, kept beside the weights only if validation Dice drops <= 0.005"
+    )
+    quantize.add_argument("--model", required=True, help="weights id or a comma list")
+    quantize.add_argument("--data-root", required=True, help="folder holding the dataset folder (training and validation split)")
+    quantize.add_argument("--calibration", type=int, default=64, help="training slices to calibrate the int8 ranges on")
+    quantize.set_defaults(handler=_quantize)
+
+
 def _add_evaluate(commands: _Subcommands) -> None:
     evaluate = commands.add_parser("evaluate", help="evaluate weights on a dataset folder")
     evaluate.add_argument("--model", default="", help="weights id, e.g. unet.figshare (with --all: a comma list to re-measure)")
@@ -400,6 +423,7 @@ _SUBCOMMANDS = (
     _add_models,
     _add_segment,
     _add_export,
+    _add_quantize,
     _add_evaluate,
     _add_select,
     _add_split,

@@ -132,9 +132,10 @@ class Segmenter:
         batch_size: int = 16,
         flip_tta: bool | None = None,
         bfloat16: bool | None = None,
-        backend: str = "auto",
+        backend: str | Backend = "auto",
     ) -> None:
         self.model = loaded.model.eval()
+        self.folder = loaded.folder
         self.config = loaded.config
         self.model_id = loaded.model_id
         self.device = torch.device(device)
@@ -173,9 +174,11 @@ class Segmenter:
     def backend(self) -> Backend:
         """The backend the forward pass runs on, created (and for ONNX Runtime exported) at first use."""
         with self._lock:
-            if self._backend is None:
+            if self._backend is None and not isinstance(self.backend_preference, str):
+                self._backend, self.backend_reason = self.backend_preference, "given"
+            elif self._backend is None:
                 self._backend, self.backend_reason = create_backend(
-                    self.model, self.config, self.device, self.backend_preference, self.bfloat16
+                    self.model, self.config, self.device, self.backend_preference, self.bfloat16, self.folder
                 )
         return self._backend
 

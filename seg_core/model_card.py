@@ -121,6 +121,7 @@ def render_model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
         "",
         *_test_section(config, dataset, test),
         *_cost_section(metrics.get("inference_cost")),
+        *_int8_section(config.get("int8")),
     ]
     record = config.get("sha256")
     if record:  # written by save_pretrained; load_model checks the files against it
@@ -292,6 +293,20 @@ def _cost_section(cost: dict[str, Any] | None) -> list[str]:
         f"{cost['macs'] / 1e9:.3f} G multiply-accumulates, {cost['sops'] / 1e9:.3f} G synaptic operations, "
         f"about {cost['energy_mj']:.3f} mJ (45 nm figures: {cost['e_mac_pj']} pJ per MAC, {cost['e_ac_pj']} pJ per "
         f"accumulate); median CPU latency {cost['latency_ms']:.1f} ms on {cost['hardware']}.",
+    ]
+
+
+def _int8_section(int8: dict[str, Any] | None) -> list[str]:
+    """How the shipped int8 graph was made and validated, when there is one."""
+    if not int8:
+        return []
+    return [
+        "",
+        "## int8 graph",
+        f"`{int8['file']}` (sha256 `{int8['sha256']}`) is this network quantised for ONNX Runtime (static QDQ, per-channel int8 "
+        f"weights, uint8 activations), calibrated on {int8['calibration_slices']} training slices: `{int8['command']}`. "
+        f"Validation Dice {int8['val_dice_int8']:.4f} against {int8['val_dice_fp32']:.4f} in float32 (drop {int8['drop']:+.4f}, "
+        f"allowed {int8['max_drop']}); the app runs it by default, `--backend onnxruntime` runs float32.",
     ]
 
 

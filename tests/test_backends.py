@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +90,51 @@ def test_unknown_and_impossible_backends_are_refused() -> None:
         loaded = load_model(spiking[0])
         with pytest.raises(ValueError, match="cannot run on onnxruntime"):
             create_backend(loaded.model, loaded.config, torch.device("cpu"), "onnxruntime")
+
+
+INT8 = [m for m in SHIPPED if (load_model(m).config.get("int8") or {}).get("accepted")]
+
+
+@pytest.mark.parametrize("model_id", INT8)
+def test_shipped_int8_graphs_passed_their_gate_and_agree_with_torch(model_id: str, data_root: Path) -> None:
+    from seg_core.quantize import MAX_DICE_DROP
+
+    loaded = load_model(model_id)
+    record = loaded.config["int8"]
+    assert record["drop"] <= MAX_DICE_DROP and record["val_dice_fp32"] - record["val_dice_int8"] == pytest.approx(record["drop"])
+    default = Segmenter(loaded)
+    assert default.backend.name == "onnxruntime-int8"
+    scan = _real_case(loaded.config["dataset"], data_root)
+    reference = Segmenter(load_model(model_id), backend="torch", bfloat16=False)(scan)
+    # int8 rounds activations: its masks are held to the validation gate above, and here only to
+    # agree closely with the float32 reference on a real case.
+    assert _dice(default(scan).mask > 0, reference.mask > 0) >= 0.95
+
+
+def test_a_changed_int8_graph_is_refused(tmp_path: Path) -> None:
+    from seg_core.weights import WeightsError
+
+    if not INT8:
+        pytest.skip("no shipped int8 graph")
+    folder = tmp_path / INT8[0]
+    shutil.copytree(load_model(INT8[0]).folder, folder)
+    (folder / "model.int8.onnx").write_bytes((folder / "model.int8.onnx").read_bytes() + b"\0")
+    with pytest.raises(WeightsError, match="sha256"):
+        _ = Segmenter(load_model(folder)).backend
+
+
+def test_quantize_keeps_the_graph_only_within_the_gate(tmp_path: Path, data_root: Path, monkeypatch) -> None:
+    from seg_core import quantize
+
+    weights = tmp_path / "weights"
+    shutil.copytree(load_model("unet.figshare").folder, weights / "unet.figshare")
+    config_path = weights / "unet.figshare" / "config.json"
+    config_path.write_text(json.dumps({k: v for k, v in json.loads(config_path.read_text()).items() if k != "int8"}))
+    (weights / "unet.figshare" / "model.int8.onnx").unlink(missing_ok=True)
+    for drop, kept in ((0.004, True), (0.006, False)):
+        figures = iter([0.75, 0.75 - drop])  # fp32 first, then int8
+        monkeypatch.setattr(quantize, "validation_dice", lambda *args, figures=figures: next(figures))
+        record = quantize.quantize_int8("unet.figshare", data_root, weights, calibration=4)
+        assert record["accepted"] is kept and record["calibration_slices"] == 4
+        assert (weights / "unet.figshare" / "model.int8.onnx").is_file() is kept
+        assert ("int8" in json.loads(config_path.read_text())) is kept
