@@ -8,7 +8,8 @@ runs after one warm-up):
 
 * the project's default path, ``Segmenter.from_pretrained(model)(scan)``: what the app, CLI and API
   run (backend ``auto``; post-processing and tumor sizes included);
-* the same with flip TTA on, and on the torch backend (fp32, and bf16 where the CPU has it);
+* the same with flip TTA on, on ONNX Runtime fp32 (where the default is the int8 graph), and on the
+  torch backend (fp32, and bf16 where the CPU has it);
 * the same network through MONAI ``SliceInferer`` in fp32, the loop a user would write: the volume
   normalised and resized in-plane to the net's input size, one 2D pass per slice, resized back;
 * MONAI ``BasicUNet`` of (about) equal parameter count through the same ``SliceInferer``.
@@ -110,6 +111,9 @@ def table(args: argparse.Namespace) -> None:
     )
     tta = Segmenter(loaded, flip_tta=not default.flip_tta)
     rows.append((f"project, flip TTA {tta.flip_tta} ({tta.backend.name})", median_seconds(lambda: tta(scan), args.repeats)))
+    if default.backend.name != "onnxruntime":
+        fp32 = Segmenter(load_model(args.model), backend="onnxruntime", flip_tta=default.flip_tta)
+        rows.append(("project on ONNX Runtime fp32", median_seconds(lambda: fp32(scan), args.repeats)))
     eager = Segmenter(load_model(args.model), backend="torch", bfloat16=False, flip_tta=default.flip_tta)
     rows.append(("project on torch eager fp32", median_seconds(lambda: eager(scan), args.repeats)))
     if fast_bfloat16(torch.device("cpu")):
