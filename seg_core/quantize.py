@@ -94,7 +94,12 @@ def _quantize(fp32: Path, slices: list[np.ndarray], target: Path) -> None:
 
     with tempfile.TemporaryDirectory() as scratch:
         prepared = Path(scratch) / "prepared.onnx"
-        quant_pre_process(str(fp32), str(prepared))
+        try:
+            quant_pre_process(str(fp32), str(prepared))
+        except TypeError:
+            # ORT's symbolic shape inference fails on some graphs (SA-UNet's DropBlock/attention
+            # concat); ONNX's own shape inference is enough for convolutional nets.
+            quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
         quantize_static(
             str(prepared),
             str(target),
