@@ -5,15 +5,17 @@ Both backends take a batch of preprocessed slices ``(N, C, H, W)`` float32 and r
 
 * ``torch``: the network itself, channels-last, under ``torch.inference_mode``; bfloat16 autocast
   only when asked for and the CPU computes it natively (:func:`seg_core.inference.fast_bfloat16`).
-* ``onnxruntime``: the network exported with ``torch.onnx.export`` (dynamo exporter, dynamic batch)
+* ``onnxruntime`` / ``onnxruntime-int8``: the network exported with ``torch.onnx.export`` (dynamo exporter, dynamic batch)
   at first use, cached outside git under :func:`export_cache_dir`, keyed by the weights' sha256,
   the input shape and the torch / ONNX Runtime versions, so a new runtime or new weights never reuse
   a stale graph. ``python -m seg_core export --model ID`` builds the same file ahead of time.
 
-Why ONNX Runtime by default: on 2 cores without bf16 (``ONEDNN_MAX_CPU_ISA=AVX2``) its fp32 graph
-runs the U-Net family about 2x faster than torch eager fp32 (``benchmarks/volume_speed.py``, the
-README's tables), and its masks agree with torch's (``tests/test_backends.py``). OpenVINO was probed
-by the issue's reporter at torch-eager speed with default settings, so it is not added.
+Why ONNX Runtime by default (``benchmarks/volume_speed.py``, the README's tables, one BraTS volume
+with unet.figshare on 2 cores): its fp32 graph took 1.55 s against 1.98 s for torch eager fp32, and
+the int8 graph that :mod:`seg_core.quantize` ships beside validated weights 1.15 s; with torch held to
+AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``, no bf16) torch took 1.76 s and int8 1.11 s. Its masks agree with
+torch's (``tests/test_backends.py``). OpenVINO was probed by the issue's reporter at torch-eager speed
+with default settings, so it is not added.
 
 Spiking models stay on torch: their forward pass loops over time steps with LIF state, and their
 attention maps (``seg_core.explain``) are read from the torch modules during that loop; the
@@ -165,18 +167,20 @@ def export_onnx(model: nn.Module, config: dict[str, Any], cache_dir: Path | None
         registration_log = logging.getLogger("torch.onnx._internal.exporter._registration")
         level = registration_log.level
         registration_log.setLevel(logging.ERROR)
-        with torch.no_grad(), open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # torch.export's own deprecations
-            program = torch.onnx.export(
-                model,
-                (example,),
-                dynamo=True,
-                opset_version=OPSET,
-                dynamic_shapes=({0: batch},),
-                input_names=["images"],
-                output_names=["logits"],
-            )
-        registration_log.setLevel(level)
+        try:
+            with torch.no_grad(), open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch.export's own deprecations
+                program = torch.onnx.export(
+                    model,
+                    (example,),
+                    dynamo=True,
+                    opset_version=OPSET,
+                    dynamic_shapes=({0: batch},),
+                    input_names=["images"],
+                    output_names=["logits"],
+                )
+        finally:
+            registration_log.setLevel(level)
         program.save(str(partial))
         partial.replace(path)
         log.info("exported %s to %s", config.get("id"), path)

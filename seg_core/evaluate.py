@@ -184,6 +184,29 @@ def _validation_probabilities(segmenter: Segmenter, dataset, groups: list[str]) 
     return items
 
 
+def mean_dice(items: list[tuple[np.ndarray, np.ndarray, tuple]], postprocessing: PostProcessing, volumetric: bool) -> float:
+    """Mean Dice of post-processed probabilities (:func:`_validation_probabilities`' items) against their truths.
+
+    One Dice per volume for volumetric sets, the headline figure there: per-slice Dice would reward
+    settings that merely keep the many tumor-free slices empty.
+    """
+    scores = []
+    for probabilities, truth, spacing in items:
+        mask = torch.from_numpy(postprocessing(probabilities, spacing=spacing))
+        truth_tensor = torch.from_numpy(truth)
+        if volumetric:
+            mask, truth_tensor = mask[None], truth_tensor[None]
+        scores.append(batch_dice(mask, truth_tensor))
+    return float(torch.cat(scores).mean())
+
+
+def validation_dice(segmenter: Segmenter, dataset_name: str, data_root: str | Path) -> float:
+    """The validation figure of ``segmenter`` with its own post-processing, scored as ``select`` scores."""
+    dataset = open_dataset(dataset_name, data_root)
+    items = _validation_probabilities(segmenter, dataset, _groups(dataset, dataset_name, "val"))
+    return mean_dice(items, segmenter.postprocessing, dataset.volumetric)
+
+
 #: Flip TTA doubles the forward pass, so it is on by default only where validation Dice gains this much.
 TTA_MIN_GAIN = 0.01
 
@@ -212,14 +235,21 @@ def reapply_selection(folder: Path) -> bool:
     if not selection:
         return False
     best = choose_settings(selection["table"])
-    config = json.loads((folder / "config.json").read_text())
-    chosen = {k: v for k, v in best.items() if k not in ("flip_tta", "dice_mean")}
-    changed = config.get("flip_tta") != best["flip_tta"] or config.get("postprocessing") != chosen
+    changed = _write_choice(folder, best)
     if changed:
-        config.update({"postprocessing": chosen, "threshold": chosen["threshold"], "flip_tta": best["flip_tta"]})
-        (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         record_metrics(folder, "selection", {**selection, "chosen": best, "tta_min_gain": TTA_MIN_GAIN})
     return changed
+
+
+def _write_choice(folder: Path, best: dict[str, Any]) -> bool:
+    """Write a selection table row into ``config.json`` (post-processing, threshold, flip TTA); whether it changed."""
+    config = json.loads((folder / "config.json").read_text())
+    chosen = {k: v for k, v in best.items() if k not in ("flip_tta", "dice_mean")}
+    if config.get("flip_tta") == best["flip_tta"] and config.get("postprocessing") == chosen:
+        return False
+    config.update({"postprocessing": chosen, "threshold": chosen["threshold"], "flip_tta": best["flip_tta"]})
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return True
 
 
 def select_inference_settings(
@@ -244,23 +274,11 @@ def select_inference_settings(
         for threshold in THRESHOLDS:
             for morphology in MORPHOLOGY:
                 postprocessing = PostProcessing(threshold=threshold, **morphology)
-                scores = []
-                for probabilities, truth, spacing in items:
-                    mask = torch.from_numpy(postprocessing(probabilities, spacing=spacing))
-                    truth_tensor = torch.from_numpy(truth)
-                    if dataset.volumetric:
-                        # One Dice per volume, the headline figure of volumetric sets: per-slice Dice would
-                        # reward thresholds that merely keep the many tumor-free slices empty.
-                        mask, truth_tensor = mask[None], truth_tensor[None]
-                    scores.append(batch_dice(mask, truth_tensor))
-                dice = float(torch.cat(scores).mean())
+                dice = mean_dice(items, postprocessing, dataset.volumetric)
                 table.append({"flip_tta": flip_tta, **postprocessing.to_dict(), "dice_mean": dice})
     best = choose_settings(table)
     folder = loaded.folder
-    config = json.loads((folder / "config.json").read_text())
-    chosen = {k: v for k, v in best.items() if k not in ("flip_tta", "dice_mean")}
-    config.update({"postprocessing": chosen, "threshold": chosen["threshold"], "flip_tta": best["flip_tta"]})
-    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    _write_choice(folder, best)
     baseline = next(
         row
         for row in table

@@ -91,7 +91,7 @@ class Prediction:
         sizes: figures from :func:`seg_core.postprocess.tumor_size` (areas in mm^2, volume in mL).
         model_id: the weights that produced it.
         seconds: wall time of the model and post-processing.
-        backend: where the forward pass ran (``onnxruntime``, ``torch`` or ``torch-bf16``).
+        backend: where the forward pass ran (``onnxruntime``, ``onnxruntime-int8``, ``torch`` or ``torch-bf16``).
     """
 
     probabilities: np.ndarray
@@ -120,8 +120,10 @@ class Segmenter:
             for it (``"inference_dtype": "bfloat16"``, recorded for weights trained and validated
             that way), the device computes bfloat16 natively and the backend is torch. The mask
             can differ from a float32 run in a few boundary pixels.
-        backend: ``"auto"`` (ONNX Runtime where the model exports, else torch), ``"torch"`` or
-            ``"onnxruntime"``; see :func:`seg_core.backends.create_backend`. Built at first use,
+        backend: ``"auto"`` (the weights' int8 graph where they ship one, else ONNX Runtime where
+            the model exports, else torch), ``"torch"``, ``"onnxruntime"`` (fp32),
+            ``"onnxruntime-int8"``, or a ready backend object; see
+            :func:`seg_core.backends.create_backend`. Built at first use,
             so the one-off export (2-9 s, then cached on disk) is not paid by explain-only uses.
     """
 

@@ -29,13 +29,13 @@ import torch
 
 from seg_core.backends import OnnxRuntimeBackend, export_onnx, onnx_unsupported_reason
 from seg_core.data import load_split, open_dataset
+from seg_core.evaluate import sample_scan, validation_dice
 from seg_core.inference import Segmenter
-from seg_core.metrics import batch_dice
 from seg_core.weights import WEIGHTS_DIR, load_model, record_metrics, sha256_file
 
 log = logging.getLogger(__name__)
 
-__all__ = ["INT8_NAME", "MAX_DICE_DROP", "calibration_slices", "quantize_int8", "validation_dice"]
+__all__ = ["INT8_NAME", "MAX_DICE_DROP", "calibration_slices", "quantize_int8"]
 
 INT8_NAME = "model.int8.onnx"
 #: The largest validation Dice an int8 graph may lose against fp32 and still be used.
@@ -51,34 +51,12 @@ def calibration_slices(segmenter: Segmenter, dataset_name: str, data_root: str |
     for group in groups:
         samples = [s for s in dataset.samples(group) if s.image.any()]
         for sample in samples[:: max(1, len(samples) // per_group)][:per_group]:
-            channels = segmenter.prepare(_sample_scan(sample))
+            channels = segmenter.prepare(sample_scan(sample))
             image = torch.from_numpy(segmenter.normalize.slice(channels, 0)[None])
             slices.append(torch.nn.functional.interpolate(image, size=segmenter.input_size, mode="bilinear").numpy())
         if len(slices) >= count:
             break
     return slices[:count]
-
-
-def _sample_scan(sample):
-    from seg_core.evaluate import sample_scan
-
-    return sample_scan(sample)
-
-
-def validation_dice(segmenter: Segmenter, dataset_name: str, data_root: str | Path) -> float:
-    """Mean validation Dice with the weights' chosen post-processing, per image or per patient as ``select`` scores."""
-    from seg_core.evaluate import _validation_probabilities
-
-    dataset = open_dataset(dataset_name, data_root)
-    groups = [g for g in load_split(dataset_name)["val"] if g in set(dataset.groups())]
-    scores = []
-    for probabilities, truth, spacing in _validation_probabilities(segmenter, dataset, groups):
-        mask = torch.from_numpy(segmenter.postprocessing(probabilities, spacing=spacing))
-        truth_tensor = torch.from_numpy(truth)
-        if dataset.volumetric:
-            mask, truth_tensor = mask[None], truth_tensor[None]
-        scores.append(batch_dice(mask, truth_tensor))
-    return float(torch.cat(scores).mean())
 
 
 def _quantize(fp32: Path, slices: list[np.ndarray], target: Path) -> None:
