@@ -17,7 +17,14 @@ from seg_core.explain import METHOD_INFO, METHODS, SPIKING_CAPTIONS, default_gra
 from seg_core.verdict import explained_region, faithfulness_frame, faithfulness_verdict  # noqa: E402
 from seg_core.visualize import apply_window, default_slice, display_channel  # noqa: E402
 from ui.cache import gradcam_layers, window_limits  # noqa: E402
-from ui.explain_view import attribution_panels, explanation_to_show, layer_choices, spiking_maps  # noqa: E402
+from ui.explain_view import (  # noqa: E402
+    attribution_panels,
+    compute_explanation,
+    layer_choices,
+    missing_methods,
+    spiking_maps,
+    stored_explanation,
+)
 from ui.figures import animated_maps, bars_figure, deletion_figure, raster_figure, rate_matrix_figure  # noqa: E402
 from ui.frame import scan_and_model  # noqa: E402
 from ui.widgets import predict_with_progress  # noqa: E402
@@ -59,13 +66,18 @@ with st.form("explain_form"):
     )
     submitted = st.form_submit_button("Explain", type="primary")
 
-shown = explanation_to_show(active, model_id, index, methods, layer, n_steps, submitted)
-if shown is None:
-    st.info("Choose at least one method and press Explain.")
+if submitted and methods:
+    compute_explanation(active, model_id, index, methods, layer, n_steps)
+result = stored_explanation(active, model_id, index, methods, layer, n_steps)
+if result is None:
+    st.info(
+        "Nothing has been computed yet: choose what to explain and press *Explain*. "
+        + ("" if methods else "Choose at least one method first.")
+    )
     st.stop()
-result, stale = shown
-if stale:
-    st.caption("Showing the last explanation; press *Explain* to apply the new settings.")
+if pending := missing_methods(active, model_id, index, methods, layer, n_steps):
+    names = ", ".join(METHOD_INFO[m]["title"] for m in pending)
+    st.caption(f"Not computed yet with these settings: {names}. Press *Explain* to add them.")
 
 # ---------------------------------------------------------------------------------------------
 # Attribution maps over the slice

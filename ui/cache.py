@@ -223,18 +223,19 @@ def explanation(
     layer: str | None,
     progress: Any = None,
     n_steps: int = 16,
+    spiking: bool = True,
 ) -> Any:
     """:func:`seg_core.explain.explain_slice` for one slice, computed once per settings."""
     from seg_core.explain import explain_slice
 
     store = result_store()
-    entry = ("explanation", key, model_id, _stamp(model_id), index, tuple(methods), layer, n_steps)
+    entry = ("explanation", key, model_id, _stamp(model_id), index, tuple(methods), layer, n_steps, spiking)
     cached = store.get(entry)
     if cached is not None:
         return cached
     runner = segmenter(model_id)
     with INSTRUMENTED:
-        result = explain_slice(runner, scan, index, methods, layer=layer, n_steps=n_steps, progress=progress)
+        result = explain_slice(runner, scan, index, methods, layer=layer, n_steps=n_steps, spiking=spiking, progress=progress)
     return store.put(entry, result)
 
 

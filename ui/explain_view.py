@@ -6,7 +6,7 @@ resized to the slice (OpenCV, :func:`seg_core.visualize.resize_to`) and drawn ov
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,7 @@ import streamlit as st
 
 from seg_core.visualize import TRUTH_COLOR, draw_mask, heatmap_overlay, rescale, resize_to
 from ui.cache import explanation
-from ui.state import EXPLANATION, ActiveScan
+from ui.state import EXPLANATIONS, ActiveScan
 
 
 @dataclass
@@ -26,35 +26,85 @@ class Panel:
     notes: list[str] = field(default_factory=list)
 
 
-def explanation_to_show(
-    active: ActiveScan,
-    model_id: str,
-    index: int,
-    methods: list[str],
-    layer: str | None,
-    n_steps: int,
-    submitted: bool,
-) -> tuple[Any, bool] | None:
-    """The explanation to show and whether it is stale (made with other settings), or None when there is none.
+def _method_key(active: ActiveScan, model_id: str, index: int, method: str, layer: str | None, n_steps: int) -> tuple:
+    # Only Grad-CAM depends on the layer and only Integrated Gradients on the number of steps, so
+    # changing one keeps the others' maps.
+    return (
+        active.key,
+        model_id,
+        index,
+        method,
+        layer if method == "gradcam" else None,
+        n_steps if method == "integrated_gradients" else None,
+    )
 
-    Computes (with a progress bar) when the form was submitted, or on the first visit for this scan and
-    model, so the page shows something before the user has chosen anything; otherwise keeps the last one.
-    """
-    settings = (active.key, model_id, index, tuple(methods), layer, n_steps)
-    stored = st.session_state.get(EXPLANATION)
-    first_visit = stored is None or stored[0][:2] != settings[:2]
-    if (submitted or first_visit) and methods:
-        bar = st.progress(0.0, text="Explaining...")
 
-        def tick(done: int, total: int, label: str) -> None:
-            bar.progress(min(done / max(total, 1), 1.0), text=f"Explaining: {label}")
+def _session_store(active: ActiveScan) -> dict[tuple, Any]:
+    """This session's explanations of the current scan (a new scan starts an empty store)."""
+    store = st.session_state.get(EXPLANATIONS)
+    if store is None or store.get("scan") != active.key:
+        store = st.session_state[EXPLANATIONS] = {"scan": active.key}
+    return store
 
-        result = explanation(active.key, active.scan, model_id, index, tuple(methods), layer, tick, n_steps)
+
+def missing_methods(
+    active: ActiveScan, model_id: str, index: int, methods: list[str], layer: str | None, n_steps: int
+) -> list[str]:
+    """The chosen methods this session has not explained yet for this scan, model, slice and settings."""
+    store = _session_store(active)
+    return [m for m in methods if _method_key(active, model_id, index, m, layer, n_steps) not in store]
+
+
+def compute_explanation(
+    active: ActiveScan, model_id: str, index: int, methods: list[str], layer: str | None, n_steps: int
+) -> None:
+    """Explain the methods not computed yet (with a progress bar) and keep each in the session, per method."""
+    store = _session_store(active)
+    missing = missing_methods(active, model_id, index, methods, layer, n_steps)
+    base_key = (active.key, model_id, index)
+    if not missing:
+        return
+    bar = st.progress(0.0, text="Explaining...")
+
+    def tick(done: int, total: int, label: str) -> None:
+        bar.progress(min(done / max(total, 1), 1.0), text=f"Explaining: {label} ({done} of {total} steps done)")
+
+    need_spiking = base_key not in store
+    try:
+        result = explanation(active.key, active.scan, model_id, index, tuple(missing), layer, tick, n_steps, spiking=need_spiking)
+    finally:
         bar.empty()
-        stored = st.session_state[EXPLANATION] = (settings, result)
-    if stored is None or stored[0][:2] != settings[:2]:
+    if need_spiking:
+        # What every method shares: the slice, the region, the random-order reference and spiking activity.
+        store[base_key] = replace(result, attributions={}, curves={"random": result.curves["random"]} if result.curves else {})
+    for method in missing:
+        curve = result.curves.get(method)
+        store[_method_key(active, model_id, index, method, layer, n_steps)] = (result.attributions[method], curve)
+
+
+def stored_explanation(
+    active: ActiveScan, model_id: str, index: int, methods: list[str], layer: str | None, n_steps: int
+) -> Any | None:
+    """The session's explanation of the chosen methods that are computed already, or None when none is.
+
+    Returns a :class:`seg_core.explain.SliceExplanation` holding only those methods (and the random reference).
+    """
+    store = _session_store(active)
+    base = store.get((active.key, model_id, index))
+    if base is None:
         return None
-    return stored[1], stored[0] != settings
+    attributions, curves = {}, {}
+    for method in methods:
+        entry = store.get(_method_key(active, model_id, index, method, layer, n_steps))
+        if entry is not None:
+            attributions[method], curve = entry
+            if curve is not None:
+                curves[method] = curve
+    if not attributions:
+        return None
+    if curves and "random" in base.curves:
+        curves["random"] = base.curves["random"]
+    return replace(base, attributions=attributions, curves=curves)
 
 
 def layer_choices(layers: list[Any], default: Any | None) -> tuple[list[str], dict[str, str], int]:

@@ -3,12 +3,62 @@ that picks a scan and a model."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import streamlit as st
 
 from seg_core.report import DISCLAIMER
 from ui.state import ActiveScan, get_active_scan
 
 APP_NAME = "BrainSeg Studio"
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    """One page of the app, as ``app.py`` declares it to ``st.navigation`` and Home links to it."""
+
+    path: str
+    title: str
+    icon: str
+    description: str
+    url_path: str | None = None
+    default: bool = False
+
+
+PAGES = (
+    PageInfo("pages/0_Home.py", "Home", "🏠", "What the tool is for, a quick start and the data.", default=True),
+    PageInfo(
+        "pages/1_Segment.py",
+        "Segment",
+        "🩻",
+        "Upload a PNG/JPEG/TIFF slice, a NIfTI volume, a DICOM series or ZIP, a ZIP of slices or a BraTS case, or pick a "
+        "sample. The model that fits the scan is chosen for you; the view goes to the tumor; download the mask and a report.",
+        "Segment",
+    ),
+    PageInfo(
+        "pages/2_Compare.py",
+        "Compare",
+        "⚖️",
+        "Two to four models on the same scan: where they agree, Dice / IoU / HD95 against a ground-truth mask, and their "
+        "speed and estimated energy.",
+        "Compare",
+    ),
+    PageInfo(
+        "pages/3_Explain.py",
+        "Explain",
+        "🔍",
+        "On request: which pixels the tumor call depends on (four attribution methods) and how far to trust each map; for "
+        "spiking models, which time steps and blocks matter.",
+        "Explain",
+    ),
+    PageInfo(
+        "pages/4_Model_zoo.py",
+        "Model zoo",
+        "📚",
+        "The leaderboard of the trained models, Dice against energy, and each model's card.",
+        "Model_zoo",
+    ),
+)
 
 
 def frame(title: str, intro: str | None = None, *, icon: str = "🧠") -> None:

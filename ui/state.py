@@ -15,10 +15,12 @@ from seg_core.scans import Scan
 
 #: The scan the user is working on (an :class:`ActiveScan`), shared by Segment, Compare and Explain.
 ACTIVE_SCAN = "active_scan"
-#: The last explanation computed on the Explain page: ``(settings key, SliceExplanation)``.
-EXPLANATION = "explain_result"
+#: Explanations computed on the Explain page for the current scan, per (scan, model, slice, method, settings).
+EXPLANATIONS = "explain_results"
 #: The model chosen last on any page, offered first on the others.
 LAST_MODEL = "last_model"
+#: A sample chosen on Home, for the next page's scan picker to open.
+PENDING_SAMPLE = "pending_sample"
 
 
 @dataclass
@@ -50,4 +52,4 @@ def set_active_scan(active: ActiveScan) -> None:
     if previous is None or previous.key != active.key or previous.truth is not active.truth:
         st.session_state[ACTIVE_SCAN] = active
         # An explanation belongs to one scan.
-        st.session_state.pop(EXPLANATION, None)
+        st.session_state.pop(EXPLANATIONS, None)

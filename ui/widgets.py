@@ -15,7 +15,7 @@ import streamlit as st
 from seg_core.inference import MODALITY_TITLES, Prediction, Segmenter
 from seg_core.scans import UNSPECIFIED, Scan, ScanError, load_scan
 from ui.cache import available_weights, file_key, predict, sample, sample_list, scan_from_upload, weights_config
-from ui.state import LAST_MODEL, ActiveScan, get_active_scan, set_active_scan
+from ui.state import LAST_MODEL, PENDING_SAMPLE, ActiveScan, get_active_scan, set_active_scan
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,9 @@ def scan_picker(page: str) -> ActiveScan | None:
     gives an ``st.error`` with the reader's message and None; the app keeps running.
     """
     active = get_active_scan()
+    if (pending := st.session_state.pop(PENDING_SAMPLE, None)) is not None:  # a sample chosen on Home
+        st.session_state[f"{page}_source"] = "Sample"
+        st.session_state[f"{page}_sample"] = pending
     source = st.radio("Scan source", SOURCES, key=f"{page}_source", horizontal=True, label_visibility="collapsed")
     if source == "Upload":
         uploads = st.file_uploader(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from apphelpers import SPIKING_TEST_MODEL, app_test, assert_upload_refused, brain_like_slice, png_bytes, table_with, texts
 
 PAGE = "pages/3_Explain.py"
@@ -11,8 +12,50 @@ def upload(at):
     return at.file_uploader(key="explain_upload").set_value([("slice.png", png_bytes(brain_like_slice()), "image/png")]).run()
 
 
+def press_explain(at):
+    return next(button for button in at.button if button.label == "Explain").click().run()
+
+
+@pytest.fixture
+def explain_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[str, ...]]]:
+    """Every explain_slice call, as (model, methods): the tests check nothing runs before the button."""
+    import streamlit as st
+
+    import seg_core.explain
+
+    st.cache_resource.clear()  # explanations are also shared server-wide; start from an empty store
+    calls: list[tuple[str, tuple[str, ...]]] = []
+    original = seg_core.explain.explain_slice
+
+    def counted(segmenter, scan, index, methods, **options):
+        calls.append((segmenter.model_id, tuple(methods)))
+        return original(segmenter, scan, index, methods, **options)
+
+    monkeypatch.setattr(seg_core.explain, "explain_slice", counted)
+    return calls
+
+
+def test_nothing_is_explained_before_the_button_nor_on_a_model_switch(weights_env, explain_calls) -> None:
+    at = upload(app_test(PAGE, last_model="unet.figshare"))
+    assert not at.exception, at.exception
+    assert explain_calls == [] and "press *Explain*" in texts(at.info)
+    at.selectbox(key="explain_model").set_value(SPIKING_TEST_MODEL).run()
+    assert not at.exception and explain_calls == [] and not at.image
+    at.multiselect(key="explain_methods").set_value(["saliency"])
+    press_explain(at)
+    assert explain_calls == [(SPIKING_TEST_MODEL, ("saliency",))]
+    assert [image.proto.imgs[0].caption for image in at.image][:2] == ["Scan", "Saliency"]
+    # Adding a method computes only that one; going back to both reuses the session's results.
+    at.multiselect(key="explain_methods").set_value(["saliency", "gradcam"])
+    press_explain(at)
+    assert explain_calls[-1] == (SPIKING_TEST_MODEL, ("gradcam",))
+    at.selectbox(key="explain_model").set_value("unet.figshare").run()
+    at.selectbox(key="explain_model").set_value(SPIKING_TEST_MODEL).run()
+    assert len(explain_calls) == 2 and {"Saliency", "Grad-CAM"} <= {image.proto.imgs[0].caption for image in at.image}
+
+
 def test_spiking_model_shows_maps_faithfulness_and_activity_over_time(weights_env) -> None:
-    at = upload(app_test(PAGE, last_model=SPIKING_TEST_MODEL))
+    at = press_explain(upload(app_test(PAGE, last_model=SPIKING_TEST_MODEL)))
     assert not at.exception, at.exception
     assert not at.error
     assert at.selectbox(key="explain_model").value == SPIKING_TEST_MODEL
@@ -43,7 +86,7 @@ def test_conventional_model_with_chosen_methods_and_layer(weights_env) -> None:
     assert not at.exception, at.exception
     at.multiselect(key="explain_methods").set_value(["saliency", "gradcam"])
     at.selectbox(key="explain_layer").set_value("decoders.1")
-    at.button[0].click().run()  # the form's submit button
+    press_explain(at)
     assert not at.exception, at.exception
     captions = [image.proto.imgs[0].caption for image in at.image]
     assert sorted(captions) == ["Grad-CAM", "Saliency", "Scan"]
@@ -56,7 +99,7 @@ def test_bad_upload_gives_a_clear_error(weights_env) -> None:
 
 
 def test_deletion_curves_can_follow_the_probability(weights_env) -> None:
-    at = upload(app_test(PAGE, last_model=SPIKING_TEST_MODEL))
+    at = press_explain(upload(app_test(PAGE, last_model=SPIKING_TEST_MODEL)))
     at.radio(key="explain_measure").set_value("probability").run()
     assert not at.exception
     figure = next(chart for chart in at.get("plotly_chart") if chart.key == "explain_deletion")
