@@ -14,7 +14,6 @@ from seg_core.report import report_csv  # noqa: E402
 from seg_core.visualize import (  # noqa: E402
     PLANES,
     apply_window,
-    default_slice,
     display_channel,
     mask_picture,
     plane_count,
@@ -22,9 +21,9 @@ from seg_core.visualize import (  # noqa: E402
     plane_spacing,
 )
 from ui.cache import mask_file, segmenter, window_limits  # noqa: E402
-from ui.figures import presence_strip  # noqa: E402
 from ui.frame import scan_and_model  # noqa: E402
 from ui.summaries import cached_report, size_metrics, slice_profile, truth_line  # noqa: E402
+from ui.viewer import clickable_strip, follow_tumor, go_to_slice  # noqa: E402
 from ui.widgets import postprocessing_controls, predict_with_progress  # noqa: E402
 
 active, model_id = scan_and_model("segment", prewarm_model=True)
@@ -67,8 +66,14 @@ show_truth = truth is not None and st.checkbox("Show the ground-truth outline (b
 count = plane_count(scan.shape, plane)
 per_slice, unit = slice_profile(scan, prediction, plane)
 index = 0
+slider_key = f"segment_slice_{plane}"
 if count > 1:
-    index = st.slider(f"{plane.capitalize()} slice", 0, count - 1, default_slice(per_slice), key=f"segment_slice_{plane}")
+    run = (model_id, json.dumps(prediction.postprocessing, sort_keys=True))
+    target = follow_tumor(slider_key, active.key, run, per_slice)
+    slide, jump = st.columns([5, 1], vertical_alignment="bottom")
+    index = slide.slider(f"{plane.capitalize()} slice", 0, count - 1, key=slider_key)
+    if index != target and per_slice[target] > 0:
+        jump.button(f"Go to the tumor ({target})", key="segment_go_to_tumor", on_click=go_to_slice, args=(slider_key, target))
 
 low, high = window_limits(active.key, scan, channel, lower, upper)
 gray = apply_window(plane_slice(scan.array[channel], plane, index), low, high)
@@ -86,11 +91,7 @@ with left:
     where = f"{plane} slice {index} of {count}" if count > 1 else "the slice"
     st.image(picture, caption=f"{active.label}: {where}, {model_id}'s mask (orange)", width="stretch")
     if count > 1:
-        st.plotly_chart(
-            presence_strip(per_slice, index, unit, f"Tumor per {plane} slice (the dotted line is the slice shown)"),
-            key="segment_strip",
-            config={"displayModeBar": False},
-        )
+        clickable_strip(per_slice, index, unit, plane, f"segment_strip_{plane}", slider_key)
 
 report = cached_report(active, prediction)
 with right:

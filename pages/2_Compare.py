@@ -15,7 +15,6 @@ from seg_core.compare import agreement_share  # noqa: E402
 from seg_core.visualize import (  # noqa: E402
     agreement_map,
     apply_window,
-    default_slice,
     display_channel,
     mask_picture,
     plane_spacing,
@@ -25,6 +24,7 @@ from ui.cache import window_limits  # noqa: E402
 from ui.compare import costs, pairwise_agreement, truth_metrics  # noqa: E402
 from ui.figures import cost_figure, pairwise_figure  # noqa: E402
 from ui.summaries import size_caption  # noqa: E402
+from ui.viewer import follow_tumor  # noqa: E402
 from ui.widgets import models_picker, predict_with_progress, scan_picker, truth_picker  # noqa: E402
 
 active = scan_picker("compare")
@@ -59,7 +59,8 @@ index = 0
 if scan.num_slices > 1:
     # The first model's largest tumor slice (a union would follow whichever model marks the most).
     first = predictions[names[0]].sizes["slice_area_mm2"]
-    index = st.slider("Axial slice", 0, scan.num_slices - 1, default_slice(first), key="compare_slice")
+    follow_tumor("compare_slice", active.key, tuple(names), first)
+    index = st.slider("Axial slice", 0, scan.num_slices - 1, key="compare_slice")
 channel = display_channel(scan.modalities)
 low, high = window_limits(active.key, scan, channel, 0.5, 99.5)
 gray = apply_window(scan.array[channel, index], low, high)

@@ -15,7 +15,7 @@ frame(
 
 from seg_core.explain import METHOD_INFO, METHODS, SPIKING_CAPTIONS, default_gradcam_layer  # noqa: E402
 from seg_core.verdict import explained_region, faithfulness_frame, faithfulness_verdict  # noqa: E402
-from seg_core.visualize import apply_window, default_slice, display_channel  # noqa: E402
+from seg_core.visualize import apply_window, display_channel  # noqa: E402
 from ui.cache import gradcam_layers, window_limits  # noqa: E402
 from ui.explain_view import (  # noqa: E402
     attribution_panels,
@@ -27,6 +27,7 @@ from ui.explain_view import (  # noqa: E402
 )
 from ui.figures import animated_maps, bars_figure, deletion_figure, raster_figure, rate_matrix_figure  # noqa: E402
 from ui.frame import scan_and_model  # noqa: E402
+from ui.viewer import follow_tumor  # noqa: E402
 from ui.widgets import predict_with_progress  # noqa: E402
 
 active, model_id = scan_and_model("explain")
@@ -42,8 +43,8 @@ with st.form("explain_form"):
     st.markdown("**What to explain** (nothing runs until you press *Explain*)")
     index = 0
     if scan.num_slices > 1:
-        start = default_slice(prediction.sizes["slice_area_mm2"])
-        index = st.slider("Axial slice", 0, scan.num_slices - 1, start, key="explain_slice")
+        follow_tumor("explain_slice", active.key, model_id, prediction.sizes["slice_area_mm2"])
+        index = st.slider("Axial slice", 0, scan.num_slices - 1, key="explain_slice")
     methods = st.multiselect(
         "Methods", METHODS, default=list(METHODS), format_func=lambda m: METHOD_INFO[m]["title"], key="explain_methods"
     )
@@ -84,7 +85,8 @@ if pending := missing_methods(active, model_id, index, methods, layer, n_steps):
 channel = display_channel(scan.modalities)
 low, high = window_limits(active.key, scan, channel, 0.5, 99.5)
 gray = apply_window(scan.array[channel, result.index], low, high)
-st.subheader(f"Why {model_id} calls this region tumor (slice {result.index})")
+where = f" (axial slice {result.index})" if scan.num_slices > 1 else ""
+st.subheader(f"Why {model_id} calls this region tumor{where}")
 st.caption(
     f"Every map explains one number: the sum of the model's tumor scores (logits) over {explained_region(result, model_id)}, "
     "outlined in blue. Warm colours: pixels the score depends on most. Computed on the image the model sees (resized to "

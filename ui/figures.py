@@ -16,24 +16,6 @@ COLORS = ["#e4572e", "#17bebb", "#ffc914", "#76b041", "#7b5ea7", "#2e86ab"]
 SMALL = {"margin": {"l": 10, "r": 10, "t": 36, "b": 10}}
 
 
-def presence_strip(values: Sequence[float], current: int, unit: str, title: str) -> go.Figure:
-    """Tumor per slice as bars, the slice on screen outlined: where along the volume the tumor is."""
-    values = np.asarray(values, dtype=float)
-    colors = ["#e4572e" if v > 0 else "#d0d0d0" for v in values]
-    figure = go.Figure(
-        go.Bar(
-            x=np.arange(len(values)),
-            y=values,
-            marker_color=colors,
-            hovertemplate=f"slice %{{x}}: %{{y:.1f}} {unit}<extra></extra>",
-        )
-    )
-    if len(values):
-        figure.add_vline(x=current, line_width=2, line_dash="dot", line_color="#333")
-    figure.update_layout(title=title, height=170, xaxis_title="slice", yaxis_title=unit, bargap=0.05, showlegend=False, **SMALL)
-    return figure
-
-
 def deletion_figure(curves: dict[str, DeletionCurve], measure: str = "dice") -> go.Figure:
     """Deletion curves: the prediction's Dice (or its tumor probability) as the most salient pixels are removed, against random order."""
     figure = go.Figure()

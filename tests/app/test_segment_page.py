@@ -123,3 +123,37 @@ def test_a_155_slice_brats_case_uploaded_as_zip_finishes_with_its_ground_truth(w
     assert "Against the ground truth" in texts(at.markdown)  # the case's OTMultiClass labels
     at.slider(key="segment_slice_axial").set_value(80).run()
     assert not at.exception and len(at.image) == 1
+
+
+def strip_values(chart):
+    import json
+
+    import numpy as np
+
+    return np.asarray(json.loads(chart.proto.spec)["data"][0]["y"], dtype=float)
+
+
+def test_volume_view_goes_to_the_tumor_and_stays_where_the_user_put_it(weights_env) -> None:
+    import numpy as np
+
+    at = app_test(PAGE)
+    name, data = phantom_volume_file()
+    at.file_uploader(key="segment_upload").set_value([(name, data, "application/gzip")]).run()
+    assert not at.exception, at.exception
+    strip = next(chart for chart in at.get("plotly_chart") if chart.key == "segment_strip_axial")
+    bars = strip_values(strip)
+    assert bars.max() > 0 and at.slider(key="segment_slice_axial").value == int(np.argmax(bars))
+    # A model switch moves the view to the new mask's tumor...
+    at.selectbox(key="segment_model").set_value(SPIKING_TEST_MODEL).run()
+    assert not at.exception
+    # ...but once the user has moved the slider, a switch leaves it there and offers a way back.
+    at.slider(key="segment_slice_axial").set_value(0).run()
+    at.selectbox(key="segment_model").set_value("unet.figshare").run()
+    assert at.slider(key="segment_slice_axial").value == 0
+    at.button(key="segment_go_to_tumor").click().run()
+    assert at.slider(key="segment_slice_axial").value == int(np.argmax(bars))
+    # Another plane starts on its own largest cross-section.
+    at.radio(key="segment_plane").set_value("coronal").run()
+    coronal = next(chart for chart in at.get("plotly_chart") if chart.key == "segment_strip_coronal")
+    bars = strip_values(coronal)
+    assert at.slider(key="segment_slice_coronal").value == int(np.argmax(bars))
