@@ -15,7 +15,6 @@ from seg_core.visualize import (  # noqa: E402
     PLANES,
     apply_window,
     display_channel,
-    mask_picture,
     plane_count,
     plane_slice,
     plane_spacing,
@@ -23,8 +22,8 @@ from seg_core.visualize import (  # noqa: E402
 from ui.cache import mask_file, segmenter, window_limits  # noqa: E402
 from ui.frame import scan_and_model  # noqa: E402
 from ui.summaries import cached_report, size_metrics, slice_profile, truth_line  # noqa: E402
-from ui.viewer import clickable_strip, follow_tumor, go_to_slice  # noqa: E402
-from ui.widgets import postprocessing_controls, predict_with_progress  # noqa: E402
+from ui.viewer import clickable_strip, follow_tumor, go_to_slice, scan_picture  # noqa: E402
+from ui.widgets import postprocessing_controls, predict_with_progress, truth_picker  # noqa: E402
 
 active, model_id = scan_and_model("segment", prewarm_model=True)
 scan = active.scan
@@ -35,7 +34,12 @@ prediction = predict_with_progress(active, model_id, settings)
 if prediction is None:
     st.stop()
 
-truth = active.truth
+with st.expander("Ground truth (optional)", expanded=False):
+    truth = truth_picker("segment", active)
+    if truth is None:
+        st.caption("Upload the scan's expert mask to see Dice, IoU and HD95 and its outline over the image.")
+    elif truth is active.truth:
+        st.caption("Using the ground truth that came with the scan.")
 controls = st.columns([2, 2, 2, 3])
 plane = "axial"
 if not scan.is_2d:
@@ -61,7 +65,7 @@ if scan.num_channels > 1:
         format_func=lambda c: scan.modalities[c],
         key="segment_channel",
     )
-show_truth = truth is not None and st.checkbox("Show the ground-truth outline (blue)", value=True, key="segment_truth")
+show_truth = truth is not None and st.checkbox("Show the ground-truth outline (blue)", value=True, key="segment_truth_outline")
 
 count = plane_count(scan.shape, plane)
 per_slice, unit = slice_profile(scan, prediction, plane)
@@ -77,7 +81,7 @@ if count > 1:
 
 low, high = window_limits(active.key, scan, channel, lower, upper)
 gray = apply_window(plane_slice(scan.array[channel], plane, index), low, high)
-picture = mask_picture(
+picture = scan_picture(
     gray,
     plane_slice(prediction.mask, plane, index),
     plane_slice(truth, plane, index) if show_truth else None,
@@ -93,7 +97,7 @@ with left:
     if count > 1:
         clickable_strip(per_slice, index, unit, plane, f"segment_strip_{plane}", slider_key)
 
-report = cached_report(active, prediction)
+report = cached_report(active, prediction, truth)
 with right:
     for label, value in size_metrics(scan, report, prediction.seconds, prediction.backend):
         st.metric(label, value)
@@ -101,19 +105,19 @@ with right:
         st.markdown(line)
     if not scan.spacing_known:
         st.caption("This file records no pixel size, so sizes are in pixels.")
-    name, data, mime = mask_file(active.key, scan, prediction)
+    name, data, mime = mask_file(active.key, active.stem, scan, prediction)
     st.download_button("Download mask", data, file_name=name, mime=mime, key="segment_download_mask")
     st.download_button(
         "Download report (JSON)",
         json.dumps(report, indent=2),
-        file_name=f"{model_id}_report.json",
+        file_name=f"{active.stem}_{model_id}_report.json",
         mime="application/json",
         key="segment_download_json",
     )
     st.download_button(
         "Download report (CSV)",
         report_csv(report),
-        file_name=f"{model_id}_report.csv",
+        file_name=f"{active.stem}_{model_id}_report.csv",
         mime="text/csv",
         key="segment_download_csv",
     )

@@ -16,7 +16,6 @@ from seg_core.visualize import (  # noqa: E402
     agreement_map,
     apply_window,
     display_channel,
-    mask_picture,
     plane_spacing,
     square_pixels,
 )
@@ -24,7 +23,7 @@ from ui.cache import window_limits  # noqa: E402
 from ui.compare import costs, pairwise_agreement, truth_metrics  # noqa: E402
 from ui.figures import cost_figure, pairwise_figure  # noqa: E402
 from ui.summaries import size_caption  # noqa: E402
-from ui.viewer import follow_tumor  # noqa: E402
+from ui.viewer import follow_tumor, scan_picture  # noqa: E402
 from ui.widgets import models_picker, predict_with_progress, scan_picker, truth_picker  # noqa: E402
 
 active = scan_picker("compare")
@@ -72,7 +71,7 @@ columns = st.columns(len(names))
 for column, name in zip(columns, names, strict=True):
     prediction = predictions[name]
     with column:
-        picture = mask_picture(gray, prediction.mask[index], truth[index] if show_truth else None, pixel)
+        picture = scan_picture(gray, prediction.mask[index], truth[index] if show_truth else None, pixel)
         st.image(picture, caption=name, width="stretch")
         st.caption(size_caption(scan, prediction))
 

@@ -295,14 +295,11 @@ def window_limits(key: str, scan: Scan, channel: int, lower: float, upper: float
     return memo(("limits", key, channel, lower, upper), lambda: intensity_limits(scan.array[channel], lower, upper))
 
 
-def mask_file(key: str, scan: Scan, prediction: Prediction) -> tuple[str, bytes, str]:
-    """The mask as a file to download: PNG for a 2D input, NIfTI with the input's affine for a volume."""
+def mask_file(key: str, stem: str, scan: Scan, prediction: Prediction) -> tuple[str, bytes, str]:
+    """The mask as a file to download, named ``<stem>_<model>_mask``: PNG for a 2D input, NIfTI with the input's
+    affine for a volume. ``stem`` is the uploaded file's name (:func:`ui.state.upload_stem`)."""
     from seg_core.scans import save_mask
 
-    stem = (scan.name or "scan").rsplit("/", 1)[-1]
-    for suffix in (".nii.gz", ".nii", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".zip", ".dcm"):
-        if stem.lower().endswith(suffix):
-            stem = stem[: -len(suffix)]
     settings = json.dumps(prediction.postprocessing, sort_keys=True)
     if scan.is_2d:
         data = memo(("mask_png", key, prediction.model_id, settings), lambda: save_mask(scan, prediction.mask, None, fmt="png"))

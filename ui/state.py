@@ -6,7 +6,10 @@ ends. Nothing uploaded is ever written to disk.
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 import numpy as np
 import streamlit as st
@@ -34,6 +37,8 @@ class ActiveScan:
             ``_seg``, an LGG ``_mask``) or was uploaded, else None.
         label: a short name to show.
         origin: ``"upload"`` or ``"sample"``.
+        stem: what downloads are named after: the uploaded file's name without its extension (the
+            files' shared prefix for a multi-file upload), or the sample's name.
     """
 
     key: str
@@ -41,6 +46,28 @@ class ActiveScan:
     truth: np.ndarray | None
     label: str
     origin: str
+    stem: str = "scan"
+
+
+def upload_stem(filenames: list[str]) -> str:
+    """The name downloads of an upload take: ``"Brats18_X_flair.nii.gz", "Brats18_X_t1ce.nii.gz"`` -> ``"Brats18_X"``.
+
+    One file: its name without the extension; several: the longest prefix their names share, trimmed of
+    separators (the files of one BraTS case share the case's name), else the first file's stem.
+    """
+    from seg_core.scans.files import strip_ext
+
+    stems = [strip_ext(PurePosixPath(name).name) for name in filenames if name]
+    if not stems:
+        return "scan"
+    shared = os.path.commonprefix(stems).rstrip("_-. ") if len(stems) > 1 else stems[0]
+    return _safe(shared or stems[0])
+
+
+def _safe(name: str) -> str:
+    # A download name: letters, digits and . _ - only (no path, no quotes in the header).
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+    return cleaned[:80] or "scan"
 
 
 def get_active_scan() -> ActiveScan | None:

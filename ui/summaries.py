@@ -6,6 +6,7 @@ so that no page has to.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -19,15 +20,16 @@ from ui.cache import memo
 from ui.state import ActiveScan
 
 
-def cached_report(active: ActiveScan, prediction: Prediction) -> dict[str, Any]:
-    """:func:`seg_core.report.prediction_report` of the scan's prediction (against its truth, when it has one).
+def cached_report(active: ActiveScan, prediction: Prediction, truth: np.ndarray | None = None) -> dict[str, Any]:
+    """:func:`seg_core.report.prediction_report` of the scan's prediction, against ``truth`` when given.
 
-    Computed once per model and setting: HD95 against the truth takes a while on a volume.
+    Computed once per model, setting and truth: HD95 against the truth takes a while on a volume.
     """
     settings = json.dumps(prediction.postprocessing, sort_keys=True)
+    truth_digest = None if truth is None else hashlib.sha256(np.ascontiguousarray(truth).tobytes()).hexdigest()
     return memo(
-        ("report", active.key, prediction.model_id, settings, active.truth is not None),
-        lambda: prediction_report(active.scan, prediction, active.truth),
+        ("report", active.key, prediction.model_id, settings, truth_digest),
+        lambda: prediction_report(active.scan, prediction, truth),
     )
 
 

@@ -15,7 +15,7 @@ import streamlit as st
 from seg_core.inference import MODALITY_TITLES, Prediction, Segmenter
 from seg_core.scans import UNSPECIFIED, Scan, ScanError, load_scan
 from ui.cache import available_weights, file_key, predict, sample, sample_list, scan_from_upload, weights_config
-from ui.state import LAST_MODEL, PENDING_SAMPLE, ActiveScan, get_active_scan, set_active_scan
+from ui.state import LAST_MODEL, PENDING_SAMPLE, ActiveScan, get_active_scan, set_active_scan, upload_stem
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,9 @@ def scan_picker(page: str) -> ActiveScan | None:
                     logger.exception("unexpected error reading an upload")
                     st.error(f"Could not use this upload: unexpected {type(error).__name__}: {error}")
                     return None
-                active = ActiveScan(key, scan, _truth_of(scan), scan.name or files[0][0], "upload")
+                active = ActiveScan(
+                    key, scan, _truth_of(scan), scan.name or files[0][0], "upload", upload_stem([n for n, _ in files])
+                )
                 set_active_scan(active)
     else:
         samples = {info.name: info for info in sample_list(None)}
@@ -91,7 +93,7 @@ def scan_picker(page: str) -> ActiveScan | None:
                 except (KeyError, ScanError, OSError) as error:
                     st.error(f"Could not load sample {choice}: {error}")
                     return None
-                active = ActiveScan(key, scan, truth, choice, "sample")
+                active = ActiveScan(key, scan, truth, choice, "sample", upload_stem([choice]))
                 set_active_scan(active)
     if active is None:
         st.info("Upload a brain MRI slice or volume, or choose a sample, to begin. Nothing you upload is stored.")

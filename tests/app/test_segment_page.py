@@ -89,7 +89,7 @@ def test_sample_with_ground_truth_shows_dice(weights_env) -> None:
     at.selectbox(key="segment_sample").set_value("phantom-2d").run()
     assert not at.exception and not at.error
     assert "Against the ground truth" in texts(at.markdown)
-    assert at.checkbox(key="segment_truth").value is True
+    assert at.checkbox(key="segment_truth_outline").value is True
 
 
 @pytest.mark.parametrize(
@@ -157,3 +157,47 @@ def test_volume_view_goes_to_the_tumor_and_stays_where_the_user_put_it(weights_e
     coronal = next(chart for chart in at.get("plotly_chart") if chart.key == "segment_strip_coronal")
     bars = strip_values(coronal)
     assert at.slider(key="segment_slice_coronal").value == int(np.argmax(bars))
+
+
+def test_a_2d_slice_can_be_checked_against_its_uploaded_mask_and_downloads_take_the_files_name(weights_env) -> None:
+    from apphelpers import tumor_mask
+
+    at = upload_slice(app_test(PAGE), name="patient 7 slice.png")
+    assert "Against the ground truth" not in texts(at.markdown)
+    at.file_uploader(key="segment_truth").set_value([("mask.png", png_bytes(tumor_mask()), "image/png")]).run()
+    assert not at.exception and not at.error
+    assert "Against the ground truth:** Dice" in texts(at.markdown)
+    assert at.checkbox(key="segment_truth_outline").value is True
+    # Downloads take the uploaded file's name (AppTest shows only their media URLs, so ask mask_file directly).
+    from ui.cache import mask_file, predict
+
+    active = at.session_state["active_scan"]
+    assert active.stem == "patient_7_slice"
+    name, _, mime = mask_file(active.key, active.stem, active.scan, predict(active.key, active.scan, "unet.figshare"))
+    assert name == "patient_7_slice_unet.figshare_mask.png" and mime == "image/png"
+
+
+def test_upload_stem_names_downloads_after_the_files() -> None:
+    from ui.state import upload_stem
+
+    assert upload_stem(["scan.nii.gz"]) == "scan"
+    assert upload_stem(["Brats18_CBICA_AQN_1_flair.nii.gz", "Brats18_CBICA_AQN_1_t1ce.nii.gz"]) == "Brats18_CBICA_AQN_1"
+    assert upload_stem(["a/IM-0001.dcm", "a/IM-0002.dcm"]) == "IM-000"
+    assert upload_stem(["../../etc/x y.png"]) == "x_y"
+    assert upload_stem([]) == "scan"
+
+
+def test_ground_truth_outline_is_at_least_two_pixels_wide_in_its_own_colour() -> None:
+    import numpy as np
+
+    from seg_core.visualize import TRUTH_COLOR
+    from ui.viewer import scan_picture
+
+    gray = np.full((128, 128), 100, dtype=np.uint8)
+    truth = np.zeros((128, 128), dtype=np.uint8)
+    truth[40:80, 40:80] = 1
+    picture = scan_picture(gray, np.zeros_like(truth), truth)
+    outlined = np.all(picture == np.asarray(TRUTH_COLOR, dtype=np.uint8), axis=-1)
+    row = outlined[60]  # across the left and right edges of the square
+    assert row[40] and row[41] and row[78] and row[79] and not row[60]
+    assert outlined.sum() >= 2 * 4 * 38  # a band at least 2 px wide all round
