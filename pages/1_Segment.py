@@ -21,9 +21,13 @@ from seg_core.visualize import (  # noqa: E402
 )
 from ui.cache import mask_file, segmenter, window_limits  # noqa: E402
 from ui.frame import scan_and_model  # noqa: E402
+from ui.niivue_view import show_volume  # noqa: E402
 from ui.summaries import cached_report, size_metrics, slice_profile, truth_line  # noqa: E402
 from ui.viewer import clickable_strip, follow_tumor, go_to_slice, scan_picture  # noqa: E402
 from ui.widgets import postprocessing_controls, predict_with_progress, truth_picker  # noqa: E402
+
+SLICE_VIEW, NIIVUE_VIEW = "Slices", "Three planes (NiiVue)"
+NIIVUE_HELP = "Slices: one plane, the view goes to the tumor. NiiVue: three linked planes in the browser (WebGL)."
 
 active, model_id = scan_and_model("segment", prewarm_model=True)
 scan = active.scan
@@ -92,10 +96,21 @@ picture = scan_picture(
 
 left, right = st.columns([3, 2])
 with left:
-    where = f"{plane} slice {index} of {count}" if count > 1 else "the slice"
-    st.image(picture, caption=f"{active.label}: {where}, {model_id}'s mask (orange)", width="stretch")
-    if count > 1:
-        clickable_strip(per_slice, index, unit, plane, f"segment_strip_{plane}", slider_key)
+    viewer = SLICE_VIEW
+    if not scan.is_2d:
+        viewer = st.radio("Viewer", (SLICE_VIEW, NIIVUE_VIEW), horizontal=True, key="segment_viewer", help=NIIVUE_HELP)
+    if viewer == NIIVUE_VIEW and show_volume(active, prediction, channel, key="segment_niivue"):
+        st.caption(
+            f"NiiVue: the three planes are linked; click to move the crosshair, right-drag to set window and level. "
+            f"Red: {model_id}'s mask."
+        )
+    else:
+        if viewer == NIIVUE_VIEW:
+            st.caption("NiiVue is not installed here (`pip install niivue-streamlit`); showing the slice view.")
+        where = f"{plane} slice {index} of {count}" if count > 1 else "the slice"
+        st.image(picture, caption=f"{active.label}: {where}, {model_id}'s mask (orange)", width="stretch")
+        if count > 1:
+            clickable_strip(per_slice, index, unit, plane, f"segment_strip_{plane}", slider_key)
 
 report = cached_report(active, prediction, truth)
 with right:

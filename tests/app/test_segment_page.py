@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from apphelpers import SPIKING_TEST_MODEL, TWO_SEQUENCE_MODEL, app_test, brain_like_slice, phantom_volume_file, png_bytes, texts
 
@@ -201,3 +202,27 @@ def test_ground_truth_outline_is_at_least_two_pixels_wide_in_its_own_colour() ->
     row = outlined[60]  # across the left and right edges of the square
     assert row[40] and row[41] and row[78] and row[79] and not row[60]
     assert outlined.sum() >= 2 * 4 * 38  # a band at least 2 px wide all round
+
+
+def test_a_volume_opens_in_niivue_with_its_mask_on_the_same_grid(weights_env) -> None:
+    import gzip
+
+    import nibabel as nib
+
+    at = app_test(PAGE)
+    name, data = phantom_volume_file()
+    at.file_uploader(key="segment_upload").set_value([(name, data, "application/gzip")]).run()
+    at.radio(key="segment_viewer").set_value("Three planes (NiiVue)").run()
+    assert not at.exception, at.exception
+    assert "three planes are linked" in texts(at.caption)
+    assert not at.image  # NiiVue replaces the slice picture
+
+    from ui.cache import predict
+    from ui.niivue_view import volume_files
+
+    active = at.session_state["active_scan"]
+    scan_bytes, mask_bytes = volume_files(active, predict(active.key, active.scan, "unet.figshare"), 0)
+    image = nib.Nifti1Image.from_bytes(gzip.decompress(scan_bytes))
+    mask = nib.Nifti1Image.from_bytes(gzip.decompress(mask_bytes))
+    assert image.shape == mask.shape and np.allclose(image.affine, mask.affine)
+    assert image.get_data_dtype() == np.uint8 and 0 < np.asarray(mask.dataobj).sum() < np.prod(mask.shape)
