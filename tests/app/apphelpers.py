@@ -1,7 +1,7 @@
 """Helpers for the app tests: a weights folder with the shipped U-Net and a tiny spiking model, test files, AppTest.
 
 The app reads its weights from ``$BRAINSEG_WEIGHTS_DIR`` when set; the tests point it at a temporary
-folder holding a copy of ``unet.figshare`` and a randomly initialised narrow ``tcsa_snn`` (64 px input,
+folder holding copies of ``unet.figshare``, ``unet.brats`` and ``unet.lgg``, and a randomly initialised narrow ``tcsa_snn`` (64 px input,
 so the spiking views are exercised in seconds). Models in it are for testing the app only.
 """
 
@@ -23,13 +23,19 @@ from tiny_models import save_tiny_model  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 SPIKING_TEST_MODEL = "tcsa_snn.apptest"
 TWO_SEQUENCE_MODEL = "unet.twoseq"
+#: Shipped weights made for the multi-sequence data sets, copied beside unet.figshare when present.
+SCAN_MATCHED_MODELS = ("unet.brats", "unet.lgg")
 
 
 def make_weights_dir(root: Path) -> Path:
-    """``root/weights`` with ``unet.figshare`` (copied), a lite spiking model and a model needing two sequences."""
+    """``root/weights`` with ``unet.figshare``, ``unet.brats`` and ``unet.lgg`` (copied), a lite spiking model and a
+    model needing two sequences."""
     folder = root / "weights"
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copytree(WEIGHTS_DIR / "unet.figshare", folder / "unet.figshare", dirs_exist_ok=True)
+    for model_id in SCAN_MATCHED_MODELS:  # the models made for BraTS and LGG scans, when shipped
+        if (WEIGHTS_DIR / model_id / "model.safetensors").exists():
+            shutil.copytree(WEIGHTS_DIR / model_id, folder / model_id, dirs_exist_ok=True)
     spiking = {"normalization": {"kind": "percentile"}, "threshold": 0.5, "spiking": True, "dataset": "apptest"}
     card = "# tcsa_snn.apptest\n\nRandom weights for the app tests.\n"
     note = {"metrics": {"note": "random weights, for app tests only"}, "card": card}
