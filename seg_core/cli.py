@@ -122,6 +122,29 @@ def _segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _batch(args: argparse.Namespace) -> int:
+    from seg_core.batch import CohortError, run_cohort
+
+    try:
+        run = run_cohort(
+            args.inputs,
+            args.model,
+            args.out,
+            workers=args.workers,
+            ray=args.ray,
+            backend=args.backend,
+            parquet=args.parquet,
+            progress=not args.no_progress,
+        )
+    except (CohortError, ImportError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{run.ran} (case, model) pairs run, {run.skipped} done before, {len(run.errors)} errors -> {run.out_dir}")
+    for path in run.files:
+        print(f"  {path}")
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from seg_core.backends import export_cache_dir, export_onnx, onnx_unsupported_reason
     from seg_core.weights import list_weights, load_model
@@ -326,6 +349,23 @@ def _add_segment(commands: _Subcommands) -> None:
     segment.set_defaults(handler=_segment)
 
 
+def _add_batch(commands: _Subcommands) -> None:
+    batch = commands.add_parser(
+        "batch", help="segment (and evaluate) a cohort: folders of scans or a CSV, resumable, with results.csv and summary.md"
+    )
+    batch.add_argument("inputs", nargs="+", help="folders of scans (a BraTS or LGG case folder is one case), scan files, or CSVs")
+    batch.add_argument("--model", action="append", required=True, help="weights id; repeat for several models")
+    batch.add_argument("--out", required=True, help="output folder (masks/, results.csv, summary.md); a rerun resumes")
+    batch.add_argument("--workers", type=int, default=None, help="worker processes (default: this machine's cores)")
+    batch.add_argument(
+        "--ray", default=None, metavar="ADDRESS", help="run on Ray Data: 'auto' (the running cluster), HOST:PORT, or 'local'"
+    )
+    batch.add_argument("--backend", default="auto", choices=BACKEND_CHOICES)
+    batch.add_argument("--parquet", action="store_true", help="also write results.parquet")
+    batch.add_argument("--no-progress", action="store_true", help="no progress bar")
+    batch.set_defaults(handler=_batch)
+
+
 def _add_export(commands: _Subcommands) -> None:
     export = commands.add_parser("export", help="export shipped models to ONNX ahead of first use (cached outside git)")
     export.add_argument("--model", default="all", help="weights id, a comma list, or all (default)")
@@ -422,6 +462,7 @@ _SUBCOMMANDS = (
     _add_train_zoo,
     _add_models,
     _add_segment,
+    _add_batch,
     _add_export,
     _add_quantize,
     _add_evaluate,

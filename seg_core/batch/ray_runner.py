@@ -73,6 +73,11 @@ def run_tasks_on_ray(
     """Run ``tasks`` on Ray Data with ``workers`` actors (0 or less: one per CPU the cluster has)."""
     ray = import_ray()
     started = connect(ray, address)
+    # The cohort's own tqdm bar shows progress; Ray Data's bars and execution logs would interleave with it.
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     try:
         cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
         actors = max(1, min(len(tasks), workers if workers > 0 else cluster_cpus))
