@@ -187,10 +187,12 @@ class Segmenter:
     def forward(self, images: np.ndarray) -> np.ndarray:
         """Logits ``(N, 1, H, W)`` of preprocessed slices ``(N, C, H, W)``, with flip TTA if chosen."""
         backend = self.backend
-        # Torch modules are not re-entrant for spiking models (membrane state during a pass) and a
-        # cached model is shared by every session of the app: one torch pass at a time. ONNX
-        # Runtime sessions are thread-safe.
-        guard = self._lock if isinstance(backend, TorchBackend) else contextlib.nullcontext()
+        # A torch module that keeps state on itself during a pass (snn.Leaky with mem=None does) is
+        # not re-entrant, and a cached model is shared by every session of the app: one torch pass at
+        # a time, unless the model declares its forward pure (``reentrant_forward``: the spiking
+        # ResNets keep their membranes in local variables). ONNX Runtime sessions are thread-safe.
+        reentrant = getattr(self.model, "reentrant_forward", False)
+        guard = self._lock if isinstance(backend, TorchBackend) and not reentrant else contextlib.nullcontext()
         with guard:
             logits = backend(images)
             if self.flip_tta:

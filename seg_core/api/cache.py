@@ -31,6 +31,11 @@ class SegmenterCache:
     def ids(self) -> list[str]:
         return list_weights(self.weights_dir)
 
+    def loaded_ids(self) -> list[str]:
+        """Ids of the segmenters loaded now, least recently used first."""
+        with self._lock:
+            return list(self._cache)
+
     def _stamp(self, model_id: str) -> tuple[int, int]:
         folder = self.weights_dir / model_id
         return ((folder / CONFIG_NAME).stat().st_mtime_ns, (folder / WEIGHTS_NAME).stat().st_mtime_ns)

@@ -1,4 +1,14 @@
-"""The application: settings, the upload limit, one error shape, and the routers."""
+"""The application: settings, the limits on a request's body, backpressure, one error shape, and the routers.
+
+Body limits are FastAPI's own (``max_body_size``, ``form_limits`` on the routers; Starlette's
+``RequestBodyLimitMiddleware`` underneath): bytes are counted as they arrive, chunked or not, and
+the rest of an oversized body is never read (nor spooled to a temporary file). A declared
+``Content-Length`` over the limit is refused before anything else by :func:`_refuse_declared_oversize`
+(FastAPI's app-level limiter would answer it too, but in plain text over any other response, and
+every error here is ``{"detail": ...}``). Files per request are
+:data:`seg_core.scans.limits.MAX_FILES`, the number every reader uses, so the multipart parser and
+the readers agree (Starlette's own default is 1000).
+"""
 
 from __future__ import annotations
 
@@ -7,38 +17,66 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from seg_core import __version__
+from seg_core.api.admission import AdmissionMiddleware, InferenceQueue
 from seg_core.api.cache import SegmenterCache
 from seg_core.api.routes import health, models, samples, segment
 from seg_core.api.shared import DISCLAIMER, ApiSettings
-from seg_core.scans import ScanError
+from seg_core.scans import ScanError, limits
 from seg_core.weights import WEIGHTS_DIR
 
-__all__ = ["DEFAULT_MAX_UPLOAD_BYTES", "create_app"]
+__all__ = ["DEFAULT_MAX_UPLOAD_BYTES", "MAX_FORM_FIELDS", "create_app"]
 
 #: Largest request body accepted, in bytes (``BRAINSEG_API_MAX_UPLOAD_MB`` overrides): a 4-modality
 #: BraTS case as .nii.gz is ~40 MB, a DICOM series a few hundred.
 DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+#: Text fields one form may carry: /segment reads two (model, modalities); more is not a client of ours.
+MAX_FORM_FIELDS = 16
 
 
-def _max_upload_bytes_from_env() -> int:
-    env = os.environ.get("BRAINSEG_API_MAX_UPLOAD_MB", "").strip()
-    return int(float(env) * 1024 * 1024) if env else DEFAULT_MAX_UPLOAD_BYTES
+def _env_number(name: str, default: float) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not a number") from None
 
 
-async def _limit_upload_size(request: Request, call_next: Any) -> Response:
-    # Refuse before reading: a declared body over the limit never reaches the multipart parser.
+def _default_workers() -> int:
+    # One per core, at most four: each forward pass already uses the model's intra-op threads.
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+async def _refuse_declared_oversize(request: Request, call_next: Any) -> Any:
+    # Before admission and before the body: a declared body over the limit costs nothing.
     limit = request.app.state.settings.max_upload_bytes
     length = request.headers.get("content-length")
     if length is not None:
         if not length.isdigit():
             return JSONResponse({"detail": "invalid Content-Length header"}, status_code=400)
         if int(length) > limit:
-            return JSONResponse({"detail": f"the upload is larger than {limit // (1024 * 1024)} MiB"}, status_code=413)
+            return _upload_too_large(limit)
     return await call_next(request)
+
+
+def _upload_too_large(limit: int) -> JSONResponse:
+    detail = f"the upload is larger than {limits.human_bytes(limit)}, the most one request may send (BRAINSEG_API_MAX_UPLOAD_MB)"
+    # The rest of the body is not read, so the connection cannot carry another request.
+    return JSONResponse({"detail": detail}, status_code=413, headers={"Connection": "close"})
+
+
+async def _http_error(request: Request, error: StarletteHTTPException) -> Any:
+    # Starlette's body limit says only "Content Too Large"; the answer names the limit.
+    if error.status_code == 413:
+        return _upload_too_large(request.app.state.settings.max_upload_bytes)
+    return await http_exception_handler(request, error)
 
 
 async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -59,6 +97,8 @@ def create_app(
     *,
     data_root: str | Path | None = None,
     max_upload_bytes: int | None = None,
+    inference_workers: int | None = None,
+    max_waiting: int | None = None,
 ) -> FastAPI:
     """Build the API.
 
@@ -67,11 +107,22 @@ def create_app(
         data_root: folder of the public data sets for ``/samples`` (default ``$BRAINSEG_DATA_ROOT``,
             read per request; phantoms only when unset).
         max_upload_bytes: largest request body (default ``$BRAINSEG_API_MAX_UPLOAD_MB`` MiB, else 512 MiB).
+        inference_workers: segmentations run at once (default ``$BRAINSEG_API_WORKERS``, else one
+            per core, at most 4).
+        max_waiting: segmentations admitted beyond the running ones before 429 answers (default
+            ``$BRAINSEG_API_MAX_WAITING``, else 4 per worker).
     """
+    workers = int(_env_number("BRAINSEG_API_WORKERS", _default_workers()) if inference_workers is None else inference_workers)
     settings = ApiSettings(
         weights_dir=Path(weights_dir),
         data_root=data_root,
-        max_upload_bytes=_max_upload_bytes_from_env() if max_upload_bytes is None else max_upload_bytes,
+        max_upload_bytes=(
+            int(_env_number("BRAINSEG_API_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_BYTES / 2**20) * 2**20)
+            if max_upload_bytes is None
+            else max_upload_bytes
+        ),
+        inference_workers=workers,
+        max_waiting=int(_env_number("BRAINSEG_API_MAX_WAITING", 4 * workers) if max_waiting is None else max_waiting),
     )
     app = FastAPI(
         title="BrainSeg Studio API",
@@ -80,9 +131,17 @@ def create_app(
     )
     app.state.settings = settings
     app.state.segmenters = SegmenterCache(settings.weights_dir)
-    app.middleware("http")(_limit_upload_size)
+    app.state.inference_queue = InferenceQueue(settings.inference_workers, settings.max_waiting)
+    app.add_middleware(AdmissionMiddleware, queue=app.state.inference_queue)
+    app.middleware("http")(_refuse_declared_oversize)  # added last: runs first
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(ScanError, _scan_error)  # type: ignore[arg-type]
     for route_module in (health, models, segment, samples):
-        app.include_router(route_module.router)
+        app.include_router(
+            route_module.router,
+            max_body_size=settings.max_upload_bytes,
+            # Read when the app is built, so a test lowering limits.MAX_FILES builds an app that agrees.
+            form_limits={"max_files": limits.MAX_FILES, "max_fields": MAX_FORM_FIELDS},
+        )
     return app

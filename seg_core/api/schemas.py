@@ -18,6 +18,7 @@ __all__ = [
     "ModelInfo",
     "ModelInputs",
     "Problem",
+    "Readiness",
     "SampleDetail",
     "SampleSummary",
     "SegmentResult",
@@ -28,6 +29,18 @@ class Health(BaseModel):
     status: Literal["ok"]
     version: str
     models: int = Field(description="trained weights available")
+
+
+class Readiness(BaseModel):
+    ready: bool = Field(description="a model can be loaded and the inference queue has room (503 otherwise)")
+    models: int = Field(description="weights folders with a readable config.json and model.safetensors")
+    loaded: list[str] = Field(description="models loaded in memory now")
+    queue: dict[str, int] = Field(
+        description="the inference queue: workers, capacity, admitted, running, waiting, refused (429 answers so far)"
+    )
+    decode_budget: dict[str, int] | None = Field(
+        default=None, description="bytes of the process-wide decode budget: limit and in use"
+    )
 
 
 class ModelInputs(BaseModel):
@@ -102,5 +115,9 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "unknown model or sample"},
     413: {"model": Problem, "description": "upload too large"},
     422: {"model": Problem, "description": "the upload cannot be used as a scan (the message says why)"},
-    503: {"model": Problem, "description": "the model's weights cannot be loaded right now"},
+    429: {"model": Problem, "description": "the inference queue is full; retry after the Retry-After header's seconds"},
+    503: {
+        "model": Problem,
+        "description": "the model's weights cannot be loaded right now, or the decode budget stayed in use (Retry-After)",
+    },
 }

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from seg_core.api.admission import InferenceQueue
 from seg_core.api.cache import SegmenterCache
 from seg_core.evaluate import json_safe
 from seg_core.scans import Scan
@@ -17,6 +18,7 @@ __all__ = [
     "DISCLAIMER",
     "MEDIA_TYPES",
     "ApiSettings",
+    "Inference",
     "Segmenters",
     "Settings",
     "mask_filename",
@@ -35,12 +37,16 @@ class ApiSettings:
         weights_dir: where trained weights are listed and loaded from.
         data_root: folder of the public data sets for ``/samples`` (None: ``$BRAINSEG_DATA_ROOT``,
             read per request).
-        max_upload_bytes: largest request body accepted.
+        max_upload_bytes: largest request body accepted, counted as it arrives (chunked or not).
+        inference_workers: segmentations decoded and run at once (threads of the inference queue).
+        max_waiting: segmentations admitted beyond the running ones; more are answered 429.
     """
 
     weights_dir: Path
     data_root: str | Path | None
     max_upload_bytes: int
+    inference_workers: int
+    max_waiting: int
 
 
 def _settings(request: Request) -> ApiSettings:
@@ -51,9 +57,14 @@ def _segmenters(request: Request) -> SegmenterCache:
     return request.app.state.segmenters
 
 
+def _inference_queue(request: Request) -> InferenceQueue:
+    return request.app.state.inference_queue
+
+
 #: Route parameters FastAPI fills from the application (they add nothing to the OpenAPI document).
 Settings = Annotated[ApiSettings, Depends(_settings)]
 Segmenters = Annotated[SegmenterCache, Depends(_segmenters)]
+Inference = Annotated[InferenceQueue, Depends(_inference_queue)]
 
 
 def mask_figures(mask: Any, scan: Scan, sizes: dict[str, Any]) -> dict[str, Any]:

@@ -232,6 +232,10 @@ class SpikingResNet(SegmentationNet):
         min_decoder_channels: the decoder's last two levels never narrow below this (16, the paper's last width).
     """
 
+    #: Membranes live in the forward pass's local variables (see module doc), so one instance may run
+    #: in several threads at once: :class:`~seg_core.inference.Segmenter` then skips its torch lock.
+    reentrant_forward = True
+
     def __init__(
         self,
         in_channels: int = 1,

@@ -1,4 +1,8 @@
-"""``POST /segment``: segment an uploaded scan; answer JSON figures with the mask, or the mask file."""
+"""``POST /segment``: segment an uploaded scan; answer JSON figures with the mask, or the mask file.
+
+The route is ``async`` only to hand the work to the :class:`~seg_core.api.admission.InferenceQueue`:
+decoding, the model and the mask's encoding run on the queue's threads, never on the event loop.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,10 @@ from fastapi.responses import Response
 
 from seg_core.api.cache import SegmenterCache
 from seg_core.api.schemas import PROBLEMS, MaskFile, SegmentResult
-from seg_core.api.shared import DISCLAIMER, MEDIA_TYPES, Segmenters, Settings, mask_figures, mask_filename
+from seg_core.api.shared import DISCLAIMER, MEDIA_TYPES, ApiSettings, Inference, Segmenters, Settings, mask_figures, mask_filename
 from seg_core.evaluate import json_safe
 from seg_core.inference import Prediction, Segmenter
-from seg_core.scans import MAX_FILES, SUPPORTED_FORMATS, Scan, ScanError, describe, load_scan, save_mask
+from seg_core.scans import SUPPORTED_FORMATS, Scan, ScanError, describe, load_scan, save_mask
 from seg_core.weights import WeightsError
 
 logger = logging.getLogger(__name__)
@@ -97,9 +101,10 @@ def _mask_file_answer(prediction: Prediction, figures: dict[str, Any], fmt: str,
     },
     summary="Segment an uploaded scan",
 )
-def segment(
+async def segment(
     settings: Settings,
     segmenters: Segmenters,
+    inference: Inference,
     files: Annotated[
         list[UploadFile], File(description="one file, or the files of one scan (a DICOM series, a BraTS case)", min_length=1)
     ],
@@ -111,8 +116,13 @@ def segment(
         Literal["json", "png", "nifti"], Query(description="answer: JSON figures + mask, or the mask file")
     ] = "json",
 ) -> Any:
-    if len(files) > MAX_FILES:
-        raise HTTPException(422, f"{len(files)} files were uploaded; at most {MAX_FILES} are accepted")
+    # Files per request are bounded by the multipart parser (form_limits, = limits.MAX_FILES).
+    return await inference.run(_segment_upload, settings, segmenters, files, model, modalities, format)
+
+
+def _segment_upload(
+    settings: ApiSettings, segmenters: SegmenterCache, files: list[UploadFile], model: str, modalities: str | None, format: str
+) -> Any:
     segmenter = _segmenter(segmenters, model)
     scan = _read_scan(files, modalities, settings.max_upload_bytes)
     fmt = _mask_format(scan, format)
