@@ -71,6 +71,22 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mask_path_problem(out: Path) -> str | None:
+    """Why the mask cannot be written to ``out`` (suffix, folder, permissions), or None."""
+    import os
+
+    if not out.name.lower().endswith((".png", ".nii", ".nii.gz")):
+        return f"--out {out}: the mask file must end in .nii.gz or .nii (volumes and images) or .png (2D images)"
+    folder = out.parent
+    if not folder.is_dir():
+        return f"--out {out}: the folder {folder} does not exist; create it first"
+    if out.is_dir():
+        return f"--out {out}: is a folder; give a file name"
+    if not os.access(folder, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        return f"--out {out}: not writable by this user"
+    return None
+
+
 def _segment(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -80,10 +96,18 @@ def _segment(args: argparse.Namespace) -> int:
     from seg_core.scans import describe, load_scan, save_mask
     from seg_core.weights import load_model
 
-    inputs = [Path(p) for p in args.inputs]
-    scan = load_scan(
-        inputs[0] if len(inputs) == 1 else inputs, modalities=tuple(args.modalities.split(",")) if args.modalities else None
-    )
+    out = Path(args.out)
+    problem = _mask_path_problem(out)  # before the scan and the model: a typo costs nothing
+    if problem is None:
+        inputs = [Path(p) for p in args.inputs]
+        scan = load_scan(
+            inputs[0] if len(inputs) == 1 else inputs, modalities=tuple(args.modalities.split(",")) if args.modalities else None
+        )
+        if not scan.is_2d and out.suffix.lower() == ".png":
+            problem = f"--out {out}: a volume of {scan.num_slices} slices needs a NIfTI mask (.nii.gz or .nii), not .png"
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     flip = {"auto": None, "on": True, "off": False}[args.flip_tta]
     segmenter = Segmenter(load_model(args.model), backend=args.backend, flip_tta=flip)
     postprocessing = PostProcessing(
@@ -95,9 +119,6 @@ def _segment(args: argparse.Namespace) -> int:
         min_size_mm2=args.min_size,
     )
     prediction = segmenter(scan, postprocessing)
-    out = Path(args.out)
-    if scan.is_2d and out.suffix.lower() not in (".png", ".nii", ".gz"):
-        raise SystemExit(f"--out {out}: use a .png (or .nii.gz) file name")
     save_mask(scan, prediction.mask, out, fmt="png" if out.suffix.lower() == ".png" else "nifti")
     report = {
         "input": describe(scan),
@@ -325,7 +346,12 @@ def _add_models(commands: _Subcommands) -> None:
 
 
 def _add_segment(commands: _Subcommands) -> None:
-    segment = commands.add_parser("segment", help="segment a scan and write the mask")
+    segment = commands.add_parser(
+        "segment",
+        help="segment a scan and write the mask",
+        epilog="exit status: 0 the mask was written; 2 a usage error (bad --out, unknown model, unreadable scan), "
+        "reported on one line before any model runs where it can be; 1 an unexpected failure",
+    )
     segment.add_argument("inputs", nargs="+", help="image, NIfTI, DICOM file/folder, ZIP, or a BraTS case's files")
     segment.add_argument("--model", required=True, help="weights id, e.g. unet.figshare, or a weights folder")
     segment.add_argument("--out", required=True, help="mask file: .nii.gz for volumes, .png for 2D images")

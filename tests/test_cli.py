@@ -104,3 +104,29 @@ def test_segment_offers_every_backend_and_export_writes_the_graphs(tmp_path, mon
     assert main(["export", "--model", "unet.figshare,naive_prior.figshare"]) == 0
     assert len(list((tmp_path / "onnx").glob("unet.figshare-*.onnx"))) == 1
     assert not list((tmp_path / "onnx").glob("naive_prior*"))  # baselines stay on torch
+
+
+def test_segment_checks_out_before_reading_the_scan_or_loading_the_model(tmp_path: Path) -> None:
+    # Neither the input nor the model exists: the --out problem is reported first, as a usage error.
+    bad_suffix = run_cli("segment", str(tmp_path / "absent.png"), "--model", "no.such_model", "--out", str(tmp_path / "m.txt"))
+    assert bad_suffix.returncode == 2 and "must end in .nii.gz" in bad_suffix.stderr, bad_suffix.stderr
+    missing = tmp_path / "no_folder" / "m.png"
+    no_folder = run_cli("segment", str(tmp_path / "absent.png"), "--model", "no.such_model", "--out", str(missing))
+    assert no_folder.returncode == 2 and "does not exist" in no_folder.stderr, no_folder.stderr
+    assert "Traceback" not in bad_suffix.stderr + no_folder.stderr and not missing.parent.exists()
+
+
+def test_segment_refuses_a_png_mask_for_a_volume_before_loading_the_model(tmp_path: Path) -> None:
+    from seg_core.samples import sample_file
+
+    name, data = sample_file("phantom-3d")
+    volume = tmp_path / name
+    volume.write_bytes(data)
+    result = run_cli("segment", str(volume), "--model", "no.such_model", "--out", str(tmp_path / "mask.png"))
+    assert result.returncode == 2 and "needs a NIfTI mask" in result.stderr, result.stderr
+    assert not (tmp_path / "mask.png").exists()
+
+
+def test_segment_help_documents_the_exit_status() -> None:
+    result = run_cli("segment", "--help")
+    assert result.returncode == 0 and "exit status" in result.stdout and "2 a usage error" in result.stdout
