@@ -1,0 +1,155 @@
+"""Models matched to the scan: seg_core.matching ranks weights by inputs, kind of training data and test figure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seg_core.inference import ModalityError, select_channels
+from seg_core.matching import CANNOT_RUN, GROUPS, MADE_FOR_SCAN, OTHER_DATA, best_model, rank_models, scan_kind
+from seg_core.scans import Scan, load_scan
+from seg_core.weights import WEIGHTS_DIR, WeightsError, list_weights
+
+
+def _scan(modalities: tuple[str, ...], *, is_2d: bool, spacing_known: bool = True, slices: int = 1) -> Scan:
+    array = np.zeros((len(modalities), slices, 16, 16), np.float32)
+    return Scan(array=array, modalities=modalities, is_2d=is_2d, meta={"spacing_known": spacing_known})
+
+
+BRATS_VOLUME = _scan(("flair", "t1c"), is_2d=False, slices=8)
+BRATS_FOUR = _scan(("t1", "t1c", "t2", "flair"), is_2d=False, slices=8)
+LGG_SLICE = _scan(("t1", "flair", "t1c"), is_2d=True, spacing_known=False)
+LGG_STACK = _scan(("t1", "flair", "t1c"), is_2d=False, spacing_known=False, slices=8)
+GRAY_SLICE = _scan(("unspecified",), is_2d=True, spacing_known=False)
+
+
+def _weights(folder: Path, model_id: str, dataset: str, modalities: list[str], figure: float | None) -> None:
+    path = folder / model_id
+    path.mkdir(parents=True)
+    config = {"architecture": model_id.split(".")[0], "model_config": {}, "modalities": modalities}
+    config |= {"input_size": [128, 128], "dataset": dataset}
+    (path / "config.json").write_text(json.dumps(config))
+    (path / "model.safetensors").write_bytes(b"")
+    if figure is not None:
+        # The leaderboard's primary figure: per patient for the volume data sets, per image for Figshare.
+        test = {"dice_mean": figure} if dataset == "figshare" else {"dice_mean": 0.99, "per_volume": {"dice_mean": figure}}
+        (path / "metrics.json").write_text(json.dumps({f"test:{dataset}": test}))
+
+
+@pytest.fixture
+def zoo(tmp_path: Path) -> Path:
+    _weights(tmp_path, "unet.figshare", "figshare", ["t1c"], 0.71)
+    _weights(tmp_path, "attention_unet.figshare", "figshare", ["t1c"], 0.74)
+    _weights(tmp_path, "sa_unet.figshare", "figshare", ["t1c"], None)
+    _weights(tmp_path, "unet.lgg", "lgg", ["t1", "flair", "t1c"], 0.75)
+    _weights(tmp_path, "naive_prior.lgg", "lgg", ["t1", "flair", "t1c"], 0.09)
+    _weights(tmp_path, "unet.brats", "brats", ["flair", "t1c"], 0.62)
+    _weights(tmp_path, "naive_prior.brats", "brats", ["flair", "t1c"], 0.05)
+    return tmp_path
+
+
+def _groups(fits) -> dict[str, str]:
+    return {fit.model_id: fit.group for fit in fits}
+
+
+def test_scan_kinds():
+    assert scan_kind(BRATS_VOLUME) == "volume"
+    assert scan_kind(LGG_SLICE) == "slice"
+    assert scan_kind(LGG_STACK) == "stack"
+
+
+def test_brats_volume_ranks_a_brats_model_first(zoo: Path):
+    fits = rank_models(BRATS_VOLUME, zoo)
+    assert [f.model_id for f in fits[:2]] == ["unet.brats", "naive_prior.brats"]
+    groups = _groups(fits)
+    assert groups["unet.figshare"] == OTHER_DATA  # it reads the T1c channel, but it learned single 2D slices
+    assert groups["unet.lgg"] == CANNOT_RUN  # no T1 in this case
+    assert best_model(BRATS_VOLUME, zoo) == "unet.brats"
+    # A case that also brings T1 and T2 is still the BraTS models' kind of data.
+    assert best_model(BRATS_FOUR, zoo) == "unet.brats"
+    assert _groups(rank_models(BRATS_FOUR, zoo))["unet.lgg"] == OTHER_DATA
+
+
+def test_lgg_slice_and_stack_rank_an_lgg_model_first(zoo: Path):
+    for scan in (LGG_SLICE, LGG_STACK):
+        fits = rank_models(scan, zoo)
+        assert fits[0].model_id == "unet.lgg" and fits[0].group == MADE_FOR_SCAN
+        # The RGB slice holds a T1c channel, so a Figshare model can run, but it is not that kind of image.
+        assert _groups(fits)["attention_unet.figshare"] == OTHER_DATA
+        assert _groups(fits)["unet.brats"] == OTHER_DATA
+
+
+def test_grayscale_slice_ranks_figshare_models_by_test_figure(zoo: Path):
+    fits = rank_models(GRAY_SLICE, zoo)
+    made = [f.model_id for f in fits if f.group == MADE_FOR_SCAN]
+    assert made == ["attention_unet.figshare", "unet.figshare", "sa_unet.figshare"]  # unmeasured last
+    assert fits[0].test_dice == pytest.approx(0.74)
+    assert "not state its sequence" in fits[0].reason
+    assert {f.group for f in fits if "lgg" in f.model_id or "brats" in f.model_id} == {CANNOT_RUN}
+
+
+def test_groups_come_in_order_and_reasons_are_plain(zoo: Path):
+    for scan in (BRATS_VOLUME, LGG_SLICE, GRAY_SLICE):
+        fits = rank_models(scan, zoo)
+        order = [GROUPS.index(f.group) for f in fits]
+        assert order == sorted(order)
+        for fit in fits:
+            assert fit.reason.endswith(".") and "_" not in fit.reason and "unspecified" not in fit.reason
+    blocked = next(f for f in rank_models(GRAY_SLICE, zoo) if f.model_id == "unet.brats")
+    assert "FLAIR and T1 contrast-enhanced" in blocked.reason
+
+
+def test_volume_figure_is_per_patient(zoo: Path):
+    fit = next(f for f in rank_models(BRATS_VOLUME, zoo) if f.model_id == "unet.brats")
+    assert fit.test_dice == pytest.approx(0.62)  # not the per-image 0.99 of the same test split
+
+
+def test_no_runnable_model_is_a_clear_error(zoo: Path, tmp_path: Path):
+    t2_only = _scan(("t2",), is_2d=False, slices=4)
+    with pytest.raises(WeightsError, match="No trained model can run"):
+        best_model(t2_only, zoo)
+    with pytest.raises(WeightsError, match="No weights folder 'unet.nowhere'"):
+        rank_models(GRAY_SLICE, zoo, model_ids=["unet.nowhere"])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(WeightsError, match="No trained weights"):
+        best_model(GRAY_SLICE, empty)
+
+
+@pytest.mark.parametrize(
+    "scan", [BRATS_VOLUME, BRATS_FOUR, LGG_SLICE, LGG_STACK, GRAY_SLICE], ids=lambda s: "-".join(s.modalities)
+)
+def test_groups_agree_with_what_inference_accepts(scan: Scan):
+    """A model offered as runnable must not be refused by select_channels, and a blocked one must be."""
+    if not list_weights(WEIGHTS_DIR):
+        pytest.skip("no shipped weights")
+    for fit in rank_models(scan):
+        config = json.loads((Path(WEIGHTS_DIR) / fit.model_id / "config.json").read_text())
+        if fit.group == CANNOT_RUN:
+            with pytest.raises(ModalityError):
+                select_channels(scan, config["modalities"], fit.model_id)
+        else:
+            assert select_channels(scan, config["modalities"], fit.model_id).shape[0] == len(config["modalities"])
+
+
+def _shipped(*ids: str) -> None:
+    missing = [i for i in ids if i not in list_weights(WEIGHTS_DIR)]
+    if missing:
+        pytest.skip(f"weights not shipped here: {missing}")
+
+
+@pytest.mark.data
+def test_real_cases_get_their_own_kind_of_model(data_root: Path):
+    _shipped("unet.brats", "unet.lgg", "unet.figshare")
+    brats = sorted(p for p in (data_root / "brats2018").iterdir() if p.is_dir())[0]
+    lgg_slice = sorted((data_root / "lgg" / "kaggle_3m").glob("*/*_20.tif"))[0]
+    lgg_case = sorted(p for p in (data_root / "lgg" / "kaggle_3m_128").iterdir() if p.is_dir())[0]
+    figshare = data_root / "figshare" / "images" / "1.png"
+    for path, prefix in ((brats, "brats"), (lgg_slice, "lgg"), (lgg_case, "lgg"), (figshare, "figshare")):
+        scan = load_scan(path)
+        chosen = best_model(scan)
+        assert chosen.endswith("." + prefix), (path, chosen)
+        assert rank_models(scan)[0].group == MADE_FOR_SCAN
