@@ -53,18 +53,19 @@ class Case:
     truth: str | None = None
 
 
-def _suffix(path: Path) -> str:
+def file_suffix(path: Path) -> str:
+    """The format's suffix, ``.nii.gz`` counted as one."""
     name = path.name.lower()
     return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
 
 
 def _stem(path: Path) -> str:
-    suffix = _suffix(path)
+    suffix = file_suffix(path)
     return path.name[: -len(suffix)] if suffix else path.name
 
 
 def is_scan_file(path: Path) -> bool:
-    return path.is_file() and not path.name.startswith(".") and _suffix(path) in SCAN_SUFFIXES
+    return path.is_file() and not path.name.startswith(".") and file_suffix(path) in SCAN_SUFFIXES
 
 
 def is_truth_file(path: Path) -> bool:
@@ -85,7 +86,7 @@ def safe_name(text: str) -> str:
 
 def truth_beside(scan: Path) -> Path | None:
     """The ground-truth file of a loose scan file (module docstring), or None."""
-    stem, suffix = _stem(scan), _suffix(scan)
+    stem, suffix = _stem(scan), file_suffix(scan)
     for marker in TRUTH_MARKERS:
         for candidate_suffix in dict.fromkeys((suffix, *SCAN_SUFFIXES)):
             candidate = scan.with_name(f"{stem}{marker}{candidate_suffix}")
@@ -110,7 +111,7 @@ def _is_single_case_folder(folder: Path) -> bool:
     if not files:
         return False
     # A DICOM series: every file is .dcm.
-    if all(_suffix(path) == ".dcm" for path in files):
+    if all(file_suffix(path) == ".dcm" for path in files):
         return True
     # A stack of slices in the LGG kaggle_3m naming, <case>_<n>.tif (+ <case>_<n>_mask.tif): one
     # common prefix and a slice number on every image. Plain numbered files (Figshare's 1.png) are not.

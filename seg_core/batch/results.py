@@ -94,7 +94,12 @@ class ResultStore:
         self.journal = inside(self.out_dir, JOURNAL_NAME)
         self.rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
         if self.journal.exists():
-            for line in self.journal.read_text(encoding="utf-8").splitlines():
+            text = self.journal.read_text(encoding="utf-8")
+            if text and not text.endswith("\n"):
+                # A killed run's half-written last line: cut it, or the next row would be glued to it.
+                with self.journal.open("r+b") as stream:
+                    stream.truncate(len(text[: text.rfind("\n") + 1].encode("utf-8")))
+            for line in text.splitlines():
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError:

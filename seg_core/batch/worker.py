@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from seg_core.batch.cases import safe_name
+from seg_core.batch.cases import file_suffix, safe_name
 from seg_core.batch.results import write_atomic
 from seg_core.batch.runner import one_line
 
@@ -53,7 +53,8 @@ def _truth(scan, truth_file: str | None) -> np.ndarray | None:
 
     if truth_file is None:
         return None if scan.label is None else (np.asarray(scan.label) > 0).astype(np.uint8)
-    truth = load_scan(truth_file)
+    # Read under a neutral name: the readers refuse a lone "*_mask.png" as a scan (it is usually a mistake).
+    truth = load_scan(Path(truth_file).read_bytes(), name=f"truth{file_suffix(Path(truth_file))}")
     mask = (truth.array.max(axis=0) > 0).astype(np.uint8)
     if mask.shape != scan.shape:
         raise ScanError(
