@@ -109,6 +109,13 @@ def _segment(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     flip = {"auto": None, "on": True, "off": False}[args.flip_tta]
+    chosen = None
+    if args.model == "auto":
+        from seg_core.matching import choose_model, fit_summary
+
+        # The best fit for this scan, as the app preselects it; the report says which and why.
+        chosen = choose_model(scan)
+        args.model = chosen.model_id
     segmenter = Segmenter(load_model(args.model), backend=args.backend, flip_tta=flip)
     postprocessing = PostProcessing(
         threshold=args.threshold if args.threshold is not None else segmenter.threshold,
@@ -123,6 +130,7 @@ def _segment(args: argparse.Namespace) -> int:
     report = {
         "input": describe(scan),
         "model": prediction.model_id,
+        **({"model_choice": fit_summary(chosen)} if chosen is not None else {}),
         "out": str(out),
         "seconds": round(prediction.seconds, 3),
         "backend": prediction.backend,
@@ -137,8 +145,10 @@ def _segment(args: argparse.Namespace) -> int:
         print(
             f"{scan.name or inputs[0].name}: {prediction.model_id} in {prediction.seconds:.2f} s ({prediction.backend}) -> {out}"
         )
+        if chosen is not None:
+            print(f"  model chosen for this scan (--model auto): {chosen.title}. {chosen.reason}")
         for key, value in report.items():
-            if key not in ("input", "model", "out", "seconds", "backend"):
+            if key not in ("input", "model", "model_choice", "out", "seconds", "backend"):
                 print(f"  {key}: {value}")
     return 0
 
@@ -353,7 +363,9 @@ def _add_segment(commands: _Subcommands) -> None:
         "reported on one line before any model runs where it can be; 1 an unexpected failure",
     )
     segment.add_argument("inputs", nargs="+", help="image, NIfTI, DICOM file/folder, ZIP, or a BraTS case's files")
-    segment.add_argument("--model", required=True, help="weights id, e.g. unet.figshare, or a weights folder")
+    segment.add_argument(
+        "--model", required=True, help="weights id, e.g. unet.figshare, a weights folder, or auto (the best fit for the scan)"
+    )
     segment.add_argument("--out", required=True, help="mask file: .nii.gz for volumes, .png for 2D images")
     segment.add_argument("--modalities", default="", help="override channel names, e.g. t1c or flair,t1c")
     segment.add_argument("--threshold", type=float, default=None, help="probability threshold (default: the model's)")

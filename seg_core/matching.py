@@ -34,7 +34,18 @@ from seg_core.display_names import dataset_name, sequence_list
 from seg_core.scans import UNSPECIFIED, Scan
 from seg_core.weights import METRICS_NAME, WEIGHTS_DIR, WeightsError, list_weights, read_config
 
-__all__ = ["CANNOT_RUN", "GROUPS", "MADE_FOR_SCAN", "OTHER_DATA", "ModelFit", "best_model", "rank_models", "scan_kind"]
+__all__ = [
+    "CANNOT_RUN",
+    "GROUPS",
+    "MADE_FOR_SCAN",
+    "OTHER_DATA",
+    "ModelFit",
+    "best_model",
+    "choose_model",
+    "fit_summary",
+    "rank_models",
+    "scan_kind",
+]
 
 log = logging.getLogger(__name__)
 
@@ -196,8 +207,8 @@ def rank_models(scan: Scan, weights_dir: str | Path | None = None, model_ids: li
     return sorted(fits, key=lambda f: (order[f.group], f.test_dice is None, -(f.test_dice or 0.0), f.model_id))
 
 
-def best_model(scan: Scan, weights_dir: str | Path | None = None) -> str:
-    """The model to preselect for ``scan`` (what ``--model auto`` runs): the first of :func:`rank_models`.
+def choose_model(scan: Scan, weights_dir: str | Path | None = None) -> ModelFit:
+    """The fit to preselect for ``scan``: the first of :func:`rank_models` that can run.
 
     Raises:
         WeightsError: when no shipped model can run on the scan, naming why for each.
@@ -209,7 +220,16 @@ def best_model(scan: Scan, weights_dir: str | Path | None = None) -> str:
             raise WeightsError(f"No trained weights in {weights_dir or WEIGHTS_DIR}; train one with python -m seg_core train")
         reasons = " ".join(f"{fit.model_id}: {fit.reason}" for fit in fits)
         raise WeightsError(f"No trained model can run on this scan. {reasons}")
-    return runnable[0].model_id
+    return runnable[0]
+
+
+def best_model(scan: Scan, weights_dir: str | Path | None = None) -> str:
+    """The id of the model to preselect for ``scan`` (what ``--model auto`` and ``model=auto`` run).
+
+    Raises:
+        WeightsError: when no shipped model can run on the scan, naming why for each.
+    """
+    return choose_model(scan, weights_dir).model_id
 
 
 def fit_summary(fit: ModelFit) -> dict[str, Any]:

@@ -153,3 +153,33 @@ def test_real_cases_get_their_own_kind_of_model(data_root: Path):
         chosen = best_model(scan)
         assert chosen.endswith("." + prefix), (path, chosen)
         assert rank_models(scan)[0].group == MADE_FOR_SCAN
+
+
+@pytest.mark.data
+def test_cli_segment_model_auto_reports_the_choice(data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
+    from seg_core.cli import main
+
+    _shipped("unet.lgg")
+    lgg_slice = sorted((data_root / "lgg" / "kaggle_3m").glob("*/*_20.tif"))[0]
+    out = tmp_path / "mask.png"
+    assert main(["segment", str(lgg_slice), "--model", "auto", "--backend", "torch", "--out", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"] == best_model(load_scan(lgg_slice)) == report["model_choice"]["model_id"]
+    assert report["model_choice"]["group"] == MADE_FOR_SCAN and report["model_choice"]["reason"]
+    assert out.exists()
+    # Plain text names the choice and why.
+    assert main(["segment", str(lgg_slice), "--model", "auto", "--backend", "torch", "--out", str(out)]) == 0
+    assert "model chosen for this scan (--model auto)" in capsys.readouterr().out
+
+
+def test_cli_model_auto_with_no_runnable_model_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture):
+    from PIL import Image
+
+    from seg_core.cli import main
+
+    # A slice declared T2: no shipped model reads T2.
+    image = tmp_path / "t2.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32), dtype=np.uint8)).save(image)
+    code = main(["segment", str(image), "--model", "auto", "--modalities", "t2", "--out", str(tmp_path / "m.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: No trained model can run on this scan")
