@@ -183,3 +183,34 @@ def test_cli_model_auto_with_no_runnable_model_is_one_line(tmp_path: Path, capsy
     code = main(["segment", str(image), "--model", "auto", "--modalities", "t2", "--out", str(tmp_path / "m.png")])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: No trained model can run on this scan")
+
+
+def test_rest_api_model_auto_chooses_and_says_why(tmp_path: Path):
+    import io
+    import shutil
+
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from seg_core.api import create_app
+
+    _shipped("unet.figshare")
+    shutil.copytree(Path(WEIGHTS_DIR) / "unet.figshare", tmp_path / "unet.figshare")
+    client = TestClient(create_app(tmp_path), raise_server_exceptions=False)
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)).save(buffer, format="PNG")
+    files = [("files", ("slice.png", buffer.getvalue(), "image/png"))]
+
+    answer = client.post("/segment", files=files, data={"model": "auto"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["model"] == body["model_choice"]["model_id"] == "unet.figshare"
+    assert body["model_choice"]["group"] == MADE_FOR_SCAN and body["model_choice"]["reason"]
+
+    as_file = client.post("/segment", params={"format": "png"}, files=files, data={"model": "auto"})
+    assert json.loads(as_file.headers["x-segmentation"])["model_choice"]["model_id"] == "unet.figshare"
+
+    refused = client.post("/segment", files=files, data={"model": "auto", "modalities": "t2"})
+    assert refused.status_code == 422 and "No trained model can run" in refused.text
+    # A named model is unchanged: no choice reported.
+    assert client.post("/segment", files=files, data={"model": "unet.figshare"}).json()["model_choice"] is None

@@ -80,8 +80,19 @@ class MaskFile(BaseModel):
     base64: str = Field(description="the mask file: PNG 0/255 for 2D inputs, NIfTI uint8 0/1 with the input's affine otherwise")
 
 
+class ModelChoice(BaseModel):
+    """Why ``model=auto`` ran this model on this scan (:class:`seg_core.matching.ModelFit`)."""
+
+    model_id: str
+    title: str
+    group: Literal["made_for_scan", "other_data"] = Field(description="made for this kind of scan, or trained on other data")
+    reason: str = Field(description="one plain sentence: why it fits, or why it may not")
+    test_dice: float | None = Field(description="the model's test Dice on its own data set")
+
+
 class SegmentResult(BaseModel):
     model: str
+    model_choice: ModelChoice | None = Field(None, description="with model=auto: which model was chosen and why")
     seconds: float
     backend: str = Field(description="where the model ran: onnxruntime, torch or torch-bf16 (seg_core.backends)")
     input: dict[str, Any] = Field(description="shape, modalities, spacing, format ... of the scan as read")

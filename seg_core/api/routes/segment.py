@@ -15,15 +15,18 @@ from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import Response
 
 from seg_core.api.cache import SegmenterCache
-from seg_core.api.schemas import PROBLEMS, MaskFile, SegmentResult
+from seg_core.api.schemas import PROBLEMS, MaskFile, ModelChoice, SegmentResult
 from seg_core.api.shared import DISCLAIMER, MEDIA_TYPES, ApiSettings, Inference, Segmenters, Settings, mask_figures, mask_filename
 from seg_core.evaluate import json_safe
 from seg_core.inference import Prediction, Segmenter
+from seg_core.matching import ModelFit, choose_model, fit_summary
 from seg_core.scans import SUPPORTED_FORMATS, Scan, ScanError, describe, load_scan, save_mask
 from seg_core.weights import WeightsError
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
+#: The ``model`` value that lets the engine choose the best fit for the uploaded scan.
+AUTO_MODEL = "auto"
 
 
 def _segmenter(segmenters: SegmenterCache, model: str) -> Segmenter:
@@ -73,10 +76,20 @@ def _mask_format(scan: Scan, requested: str) -> str:
     return fmt
 
 
-def _mask_file_answer(prediction: Prediction, figures: dict[str, Any], fmt: str, encoded: bytes) -> Response:
+def _choose_model(scan: Scan, segmenters: SegmenterCache) -> ModelFit:
+    try:
+        return choose_model(scan, segmenters.weights_dir)
+    except WeightsError as error:  # no shipped model reads this scan's sequences: the upload's problem
+        raise HTTPException(422, str(error)) from None
+
+
+def _mask_file_answer(
+    prediction: Prediction, figures: dict[str, Any], fmt: str, encoded: bytes, chosen: ModelFit | None
+) -> Response:
     """The mask file itself, with the main figures in the ``X-Segmentation`` header."""
     summary = {
         "model": prediction.model_id,
+        **({"model_choice": fit_summary(chosen)} if chosen is not None else {}),
         "seconds": round(prediction.seconds, 3),
         "backend": prediction.backend,
         **{k: figures.get(k) for k in ("tumor_pixels", "largest_slice_area_mm2", "volume_ml", "area_unit")},
@@ -108,7 +121,9 @@ async def segment(
     files: Annotated[
         list[UploadFile], File(description="one file, or the files of one scan (a DICOM series, a BraTS case)", min_length=1)
     ],
-    model: Annotated[str, Form(description="model id from /models, e.g. unet.figshare", max_length=200)] = "unet.figshare",
+    model: Annotated[
+        str, Form(description="model id from /models, e.g. unet.figshare, or auto: the best fit for the scan", max_length=200)
+    ] = "unet.figshare",
     modalities: Annotated[
         str | None, Form(description="override the channel names, comma separated, e.g. t1c or flair,t1c", max_length=200)
     ] = None,
@@ -123,8 +138,15 @@ async def segment(
 def _segment_upload(
     settings: ApiSettings, segmenters: SegmenterCache, files: list[UploadFile], model: str, modalities: str | None, format: str
 ) -> Any:
-    segmenter = _segmenter(segmenters, model)
-    scan = _read_scan(files, modalities, settings.max_upload_bytes)
+    chosen = None
+    if model == AUTO_MODEL:  # the scan decides the model, so it is read first
+        scan = _read_scan(files, modalities, settings.max_upload_bytes)
+        chosen = _choose_model(scan, segmenters)
+        model = chosen.model_id
+        segmenter = _segmenter(segmenters, model)
+    else:  # a bad model id is refused before the upload is decoded
+        segmenter = _segmenter(segmenters, model)
+        scan = _read_scan(files, modalities, settings.max_upload_bytes)
     fmt = _mask_format(scan, format)
     prediction = segmenter(scan)
     encoded = save_mask(scan, prediction.mask, fmt=fmt)
@@ -137,9 +159,10 @@ def _segment_upload(
         prediction.seconds,
     )
     if format != "json":
-        return _mask_file_answer(prediction, figures, fmt, encoded)
+        return _mask_file_answer(prediction, figures, fmt, encoded, chosen)
     return SegmentResult(
         model=prediction.model_id,
+        model_choice=ModelChoice(**fit_summary(chosen)) if chosen is not None else None,
         seconds=round(prediction.seconds, 3),
         backend=prediction.backend,
         input=json_safe(describe(scan)),
