@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from seg_core.data import Sample, load_split, open_dataset
+from seg_core.data import DatasetError, Sample, load_split, open_dataset
 from seg_core.inference import Segmenter
 from seg_core.metrics import batch_dice, segmentation_metrics, summarize, volume_metrics
 from seg_core.postprocess import PostProcessing
 from seg_core.scans import Scan
-from seg_core.weights import WEIGHTS_DIR, load_model, record_metrics
+from seg_core.weights import WEIGHTS_DIR, load_model, read_config, record_metrics, resolve_weights
 from seg_core.weights import json_safe as json_safe  # moved beside the weights code; callers import it from here too
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,52 @@ def iter_predictions(segmenter: Segmenter, dataset, groups: list[str], limit: in
             return
 
 
+@dataclass(frozen=True)
+class GroupEvaluator:
+    """The per-group work of :func:`evaluate` as a :mod:`seg_core.batch` worker factory (picklable).
+
+    Each worker (this process, a pool process or a Ray actor) loads the model and opens the
+    dataset once, then turns ``{"group": ...}`` payloads into :func:`iter_predictions` rows.
+    """
+
+    model: str
+    dataset_name: str
+    data_root: str
+    weights_dir: str
+
+    def __call__(self) -> Callable[[dict[str, Any]], list[dict[str, Any]]]:
+        segmenter = Segmenter(load_model(self.model, self.weights_dir))
+        dataset = open_dataset(self.dataset_name, self.data_root)
+        return lambda payload: list(iter_predictions(segmenter, dataset, [payload["group"]]))
+
+
+def _group_rows(
+    factory: GroupEvaluator, groups: list[str], volumetric: bool, limit: int | None, workers: int, ray: str | None
+) -> list[dict[str, Any]]:
+    """:func:`iter_predictions`' rows of ``groups``, in group order, computed by :func:`seg_core.batch.run_tasks`."""
+    from seg_core.batch import Task, run_tasks
+
+    tasks = [Task(group, {"group": group, "rows": [{"case": group, "group": group}]}) for group in groups]
+    if limit:
+        # A limit is counted in images across groups, in order: only a lazy in-process loop knows
+        # when to stop, so a limited run stays sequential.
+        workers, ray = 1, None
+    by_group: dict[str, list[dict[str, Any]]] = {}
+    counted = 0
+    for task, rows in run_tasks(tasks, factory, workers=workers, ray=ray):
+        failed = [row for row in rows if row.get("status") == "error"]
+        if failed:
+            raise DatasetError(f"evaluating {task.key} of {factory.dataset_name} failed: {failed[0]['error']}")
+        by_group[task.key] = rows
+        counted += 1 if volumetric else len(rows)
+        if limit and counted >= limit:
+            break
+    ordered = [row for group in groups for row in by_group.get(group, [])]
+    if limit and not volumetric:
+        ordered = ordered[:limit]
+    return ordered
+
+
 def evaluate(
     model: str,
     dataset_name: str,
@@ -94,21 +141,30 @@ def evaluate(
     split: str = "test",
     limit: int | None = None,
     weights_dir: str | Path = WEIGHTS_DIR,
+    workers: int = 1,
+    ray: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate weights ``model`` on ``split`` of a dataset folder; returns summary and per-case rows.
 
+    Groups (patients) are the tasks of :func:`seg_core.batch.run_tasks`, as a cohort's cases are, so a
+    split runs on a local pool or on Ray with the same figures as the sequential loop.
+
     Args:
-        limit: stop after this many images (2D datasets) or volumes (volumetric ones).
+        limit: stop after this many images (2D datasets) or volumes (volumetric ones); runs sequentially.
+        workers: worker processes, each holding the model once (1: this process).
+        ray: run on Ray Data instead: ``"local"``, ``"auto"`` or a cluster address.
     """
-    segmenter = Segmenter(load_model(model, weights_dir))
+    folder = resolve_weights(model, weights_dir)
+    model_id = read_config(folder).get("id", folder.name)  # as LoadedModel.model_id, without loading it here
     dataset = open_dataset(dataset_name, data_root)
     groups = _groups(dataset, dataset_name, split)
     if not groups:
         raise ValueError(f"no cases of split {split!r} found for {dataset_name} under {data_root}")
-    rows = list(iter_predictions(segmenter, dataset, groups, limit))
+    factory = GroupEvaluator(model, dataset_name, str(data_root), str(weights_dir))
+    rows = _group_rows(factory, groups, dataset.volumetric, limit, workers, ray)
     images = [r for r in rows if r["level"] == "image"]
     result: dict[str, Any] = {
-        "model": segmenter.model_id,
+        "model": model_id,
         "dataset": dataset_name,
         "split": split,
         "data_root": str(data_root),
