@@ -29,6 +29,8 @@ Every input that cannot be used raises :class:`ScanError` with a message meant f
 who uploaded it. Everything is read in memory, with limits checked *before* allocating
 (:data:`MAX_VOXELS`, :data:`MAX_UNCOMPRESSED`, :data:`MAX_FILES`, :data:`MAX_CHANNELS`,
 :data:`MIN_SIDE`); nothing is written to disk except by :func:`save_mask` when given a path.
+All uploads read at once share one decode budget in bytes (:mod:`.budget`); an upload that finds
+it full waits a bounded time and then raises :class:`DecodeBusy` (not a ScanError: retry later).
 
 The package holds one reader per format behind a small registry (:mod:`.registry`, the way MONAI's
 ``LoadImage`` picks an ImageReader): :mod:`.images` (PNG / JPEG / TIFF), :mod:`.lgg` (stacks of
@@ -55,6 +57,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .budget import DecodeBusy, decode_budget, reservation, set_decode_budget
 from .files import collect_source
 from .limits import (
     MAX_CHANNELS,
@@ -81,12 +84,15 @@ __all__ = [
     "MIN_SIDE",
     "SUPPORTED_FORMATS",
     "UNSPECIFIED",
+    "DecodeBusy",
     "Scan",
     "ScanError",
+    "decode_budget",
     "describe",
     "load_scan",
     "mask_to_source",
     "save_mask",
+    "set_decode_budget",
 ]
 
 
@@ -112,6 +118,8 @@ def load_scan(source: Any, *, name: str | None = None, modalities: Sequence[str]
         The scan: ``array`` ``(C, D, H, W)`` float32 with raw intensities (not normalised).
 
     Raises:
+        DecodeBusy: other uploads hold the process-wide decode budget (:mod:`.budget`) and none of it
+            came free within the wait; the file may be fine, so retry after ``retry_after_s``.
         ScanError: the input is empty, damaged, too large, too small, of an unsupported kind,
             holds non-finite values, or is unsafe (e.g. a ZIP with ``../`` paths). Nothing else:
             an unforeseen failure inside a decoder is reported as a damaged file too (its
@@ -121,9 +129,12 @@ def load_scan(source: Any, *, name: str | None = None, modalities: Sequence[str]
         files, default_name, from_archive = collect_source(source, name)
         if not files:
             raise ScanError(f"No files found in {default_name or 'the upload'}. Supported: {SUPPORTED_FORMATS}.")
-        scan = read_files(files, case_name=default_name, from_archive=from_archive)
-        return validate_scan(scan, modalities)
-    except ScanError:
+        # Every byte the readers inflate or decode is charged to one reservation of the process-wide
+        # decode budget, released when the scan is read (or refused).
+        with reservation(f"'{default_name}'" if default_name else "The upload"):
+            scan = read_files(files, case_name=default_name, from_archive=from_archive)
+            return validate_scan(scan, modalities)
+    except (ScanError, DecodeBusy):
         raise
     except MemoryError:
         raise ScanError("The upload is too large to read in the memory available; upload one scan at a time.") from None

@@ -60,7 +60,7 @@ def _read_zip(f: ScanFile) -> list[ScanFile]:
     with zf:
         members = _checked_members(zf, f.basename)
         out: list[ScanFile] = []
-        budget = limits.MAX_UNCOMPRESSED
+        room = limits.MAX_UNCOMPRESSED  # bytes the members may still unpack to
         for info in members:
             inner = info.filename.replace("\\", "/")
             parts = PurePosixPath(inner).parts
@@ -72,9 +72,10 @@ def _read_zip(f: ScanFile) -> list[ScanFile]:
                 continue
             if info.flag_bits & 0x1:
                 raise ScanError(f"'{inner}' in '{f.basename}' is password-protected; upload an unencrypted ZIP.")
-            data = _read_zip_member(zf, info, f.basename, budget)
-            budget -= len(data)
+            data = _read_zip_member(zf, info, f.basename, room)
+            room -= len(data)
             out.append(ScanFile(inner, data))
+            del data
     return out
 
 
@@ -104,26 +105,39 @@ def _check_zip_name(archive: str, member: str) -> None:
         )
 
 
-def _read_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive: str, budget: int) -> bytes:
-    limit = min(info.file_size, budget)
-    chunks: list[bytes] = []
+def _read_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive: str, room: int) -> bytes:
+    """A member's bytes, counted as they are inflated (the header's size is a claim, not a fact).
+
+    A member that cannot be part of a scan by its first 4 KiB (no signature, a nested archive) is
+    kept as those 4 KiB only: the readers skip it from them alone, so a ZIP of zeros costs 4 KiB,
+    not its full expansion. Everything read is charged to the upload's decode budget (:mod:`.budget`):
+    the declared size first, then the bytes that really come out.
+    """
+    from .budget import charge, refund
+
+    limit = min(info.file_size, room)
+    out = io.BytesIO()  # grows in place; getvalue() hands its buffer over without a copy
     total = 0
+    charged = 0
     try:
         with zf.open(info) as stream:
-            while True:
-                chunk = stream.read(1 << 20)
-                if not chunk:
-                    break
+            head = stream.read(_SNIFF_BYTES)
+            total = len(head)
+            if total > limit:
+                _raise_larger(info, archive, total, room)
+            charged = total
+            charge(charged)
+            if len(head) < _SNIFF_BYTES or _skipped_from_head(info.filename, head):
+                return head
+            charge(limit - charged)  # the declared size: a bomb is refused before it inflates
+            charged = limit
+            out.write(head)
+            del head
+            while chunk := stream.read(_ZIP_CHUNK):
                 total += len(chunk)
                 if total > limit:
-                    if total > budget:
-                        raise ScanError(
-                            f"'{archive}' unpacks to more than {human_bytes(limits.MAX_UNCOMPRESSED)}; it was refused."
-                        )
-                    raise ScanError(
-                        f"'{info.filename}' in '{archive}' is larger than the archive says; the ZIP is damaged or crafted."
-                    )
-                chunks.append(chunk)
+                    _raise_larger(info, archive, total, room)
+                out.write(chunk)
     except ScanError:
         raise
     except NotImplementedError:
@@ -132,7 +146,30 @@ def _read_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive: str, b
         ) from None
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, ValueError) as exc:
         raise ScanError(f"'{info.filename}' in '{archive}' is damaged ({exc}).") from None
-    return b"".join(chunks)
+    refund(charged - total)  # the member was shorter than declared
+    return out.getvalue()
+
+
+#: Bytes read from a ZIP member before deciding whether to inflate the rest, and per read after.
+_SNIFF_BYTES = 4096
+_ZIP_CHUNK = 1 << 20
+
+
+def _raise_larger(info: zipfile.ZipInfo, archive: str, total: int, room: int) -> None:
+    if total > room:
+        raise ScanError(f"'{archive}' unpacks to more than {human_bytes(limits.MAX_UNCOMPRESSED)}; it was refused.")
+    raise ScanError(f"'{info.filename}' in '{archive}' is larger than the archive says; the ZIP is damaged or crafted.")
+
+
+def _skipped_from_head(name: str, head: bytes) -> bool:
+    """True when the readers would skip this ZIP member whatever follows its first bytes."""
+    try:
+        kind = detect(ScanFile(name, head))
+    except ScanError:
+        return True  # not a supported file: detect decides from the first bytes and the name only
+    # A nested archive is never read; a file without a signature is tried as DICOM only when it
+    # starts like a DICOM data set (as gunzip_file decides for a .gz).
+    return kind == "zip" or (kind == "dicom?" and not looks_like_raw_dicom(head))
 
 
 def gunzip_file(f: ScanFile, *, strict: bool) -> tuple[str | None, ScanFile]:

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import limits
 from .base import FileGroup
+from .budget import charge
 from .files import ScanFile, natural_key
 from .limits import SUPPORTED_FORMATS, ScanError, exception_summary
 from .orientation import volume_scan
@@ -140,6 +141,8 @@ def _read_datasets(files: list[ScanFile], *, single: bool) -> _Datasets:
     found = _Datasets([], 0, [], [])
     for f in sorted(files, key=lambda g: natural_key(g.name)):
         has_preamble = len(f.data) >= 132 and f.data[128:132] == b"DICM"
+        # pydicom copies each element's value out of the file: at most the file's size, charged first.
+        charge(len(f.data))
         try:
             ds = pydicom.dcmread(io.BytesIO(f.data), force=not has_preamble)
         except Exception as exc:
@@ -321,10 +324,20 @@ def _sort_frames(frames: list[_Frame]) -> tuple[list[_Frame], str, float, int]:
 
 
 def _decode_frames(frames: list[_Frame]) -> np.ndarray:
-    """Decode pixel data (each dataset once) and apply RescaleSlope / RescaleIntercept per frame."""
-    cache: dict[int, np.ndarray] = {}
-    out = []
+    """Decode pixel data (each dataset once) and apply RescaleSlope / RescaleIntercept per frame.
+
+    The frames are written into one float32 volume allocated (and charged to the decode budget) up
+    front, and each dataset's decoded pixels are dropped after its last frame, so the peak is the
+    volume plus one dataset's pixels rather than every frame twice.
+    """
+    rows, cols = int(frames[0].dataset.Rows), int(frames[0].dataset.Columns)
+    charge(len(frames) * rows * cols * 4)
+    out = np.empty((len(frames), rows, cols), dtype=np.float32)
+    uses_left: dict[int, int] = {}
     for fr in frames:
+        uses_left[id(fr.dataset)] = uses_left.get(id(fr.dataset), 0) + 1
+    cache: dict[int, np.ndarray] = {}
+    for slot, fr in enumerate(frames):
         key = id(fr.dataset)
         if key not in cache:
             cache[key] = _dicom_pixels(fr.source, fr.dataset)
@@ -332,11 +345,14 @@ def _decode_frames(frames: list[_Frame]) -> np.ndarray:
         image = pixels[fr.index] if fr.index is not None and pixels.ndim == 3 else pixels
         if image.ndim != 2:
             raise ScanError(f"'{fr.source}' has an unexpected pixel layout {image.shape}; only grayscale DICOM is supported.")
-        out.append(image.astype(np.float32) * np.float32(fr.slope) + np.float32(fr.intercept))
-    shapes = {o.shape for o in out}
-    if len(shapes) > 1:
-        raise ScanError("The DICOM slices do not all have the same size; upload one series at a time.")
-    return np.stack(out)
+        if image.shape != (rows, cols):
+            raise ScanError("The DICOM slices do not all have the same size; upload one series at a time.")
+        np.multiply(image, np.float32(fr.slope), out=out[slot], casting="unsafe")
+        out[slot] += np.float32(fr.intercept)
+        uses_left[key] -= 1
+        if not uses_left[key]:
+            del cache[key], pixels, image
+    return out
 
 
 def _dicom_pixels(fname: str, ds: Any) -> np.ndarray:
@@ -364,6 +380,8 @@ def _dicom_pixels(fname: str, ds: Any) -> np.ndarray:
         raise ScanError(f"'{fname}' has damaged image dimensions (Rows, Columns or NumberOfFrames).") from None
     if declared > limits.MAX_VOXELS:
         raise ScanError(f"'{fname}' declares {declared:,} pixel values; at most {limits.MAX_VOXELS:,} are supported.")
+    bits = int(_float(ds.get("BitsAllocated")) or 16)
+    charge(declared * max(1, min(bits, 64) // 8))  # the decoded pixels, before pydicom allocates them
     try:
         return np.asarray(ds.pixel_array)
     except Exception as exc:

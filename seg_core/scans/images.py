@@ -20,6 +20,7 @@ import numpy as np
 
 from . import limits
 from .base import FileGroup
+from .budget import charge
 from .detect import IMAGE_KINDS, image_kind
 from .files import ScanFile, strip_ext
 from .limits import ScanError, exception_summary
@@ -82,8 +83,21 @@ def _read_tiff_pages(f: ScanFile, pages: list[Page]) -> Scan:
 
 
 def stack_pages(pages: list[Page]) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Pages of equal size -> ``(C, D, H, W)`` float32: one gray channel, or three LGG channels."""
-    if all(p.gray_equivalent for p in pages):
+    """Pages of equal size -> ``(C, D, H, W)`` float32: one gray channel, or three LGG channels.
+
+    The values are counted again, now that the decoded pages say whether they are colour, against
+    :data:`~.limits.MAX_VOXELS`, and charged to the decode budget before the float32 copies are made.
+    """
+    height, width = pages[0].pixels.shape[:2]
+    gray = all(p.gray_equivalent for p in pages)
+    values = len(pages) * height * width * (1 if gray else 3)
+    if values > limits.MAX_VOXELS:
+        raise ScanError(
+            f"The image(s) hold {values:,} values ({len(pages)} of {width}x{height} pixels"
+            f"{'' if gray else ' x 3 colour channels'}); at most {limits.MAX_VOXELS:,} are supported."
+        )
+    charge(values * 4 * 2)  # one float32 copy per page, then the stacked volume
+    if gray:
         return np.stack([p.gray() for p in pages])[None], (UNSPECIFIED,)
     rgb = [p.pixels if p.pixels.shape[2] == 3 else np.repeat(p.pixels, 3, axis=2) for p in pages]
     return np.stack(rgb).astype(np.float32).transpose(3, 0, 1, 2), LGG_RGB_MODALITIES
@@ -137,7 +151,11 @@ def decode_image(f: ScanFile, kind: str, voxel_budget: int = limits.MAX_VOXELS) 
     except Exception as exc:
         reason = f"is not a readable {kind.upper()} image ({exception_summary(exc)}); it may be damaged or truncated."
         return _tiff_fallback_or_fail(f, kind, voxel_budget, exc, reason)
-    check_image_size(f.basename, width, height, pages, voxel_budget)
+    channels = 1 if im.mode in _GRAY_MODES or im.mode.startswith("I;16") else 3
+    check_image_size(f.basename, width, height, pages, voxel_budget, channels)
+    # Pillow's decoded pages (up to 4 bytes a pixel for RGBA, palette and CMYK conversions) and their
+    # NumPy copies, charged before decoding; the float32 arrays are charged where they are made.
+    charge(width * height * pages * (4 + channels * _itemsize(im.mode)))
     if kind == "tiff" and im.mode in _EIGHT_BIT_MODES and max(_tiff_bits(im), default=8) > 8:
         # Pillow reads e.g. 16-bit RGB TIFFs as 8-bit RGB, silently dropping precision: use tifffile.
         return _decode_tiff_fallback(f, voxel_budget, _UnsupportedMode(f"{im.mode} with more than 8 bits per sample"))
@@ -160,6 +178,15 @@ def _tiff_fallback_or_fail(f: ScanFile, kind: str, voxel_budget: int, exc: Excep
     if kind == "tiff":
         return _decode_tiff_fallback(f, voxel_budget, exc)
     raise ScanError(f"'{f.basename}' {reason}") from None
+
+
+#: Pillow modes read as one channel (alpha dropped); every other mode becomes RGB.
+_GRAY_MODES = {"1", "L", "LA", "La", "I", "F"}
+
+
+def _itemsize(mode: str) -> int:
+    """Bytes per sample of the NumPy array a Pillow mode gives."""
+    return 4 if mode in ("I", "F") else 2 if mode.startswith("I;16") else 1
 
 
 _EIGHT_BIT_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr"}
@@ -208,6 +235,7 @@ def _decode_tiff_fallback(f: ScanFile, voxel_budget: int, first_error: Exception
                 raise ScanError(
                     f"'{f.basename}' has {math.prod(shape):,} values (shape {shape}); at most {limits.MAX_VOXELS:,} are supported."
                 )
+            charge(math.prod(shape) * np.dtype(series.dtype).itemsize)
             arr = np.asarray(series.asarray())
     except ScanError:
         raise
@@ -226,7 +254,7 @@ def _decode_tiff_fallback(f: ScanFile, voxel_budget: int, first_error: Exception
         arr = arr[..., None]
     height, width = arr.shape[-3], arr.shape[-2]
     arr = arr.reshape(-1, height, width, samples)
-    check_image_size(f.basename, width, height, arr.shape[0], voxel_budget)
+    check_image_size(f.basename, width, height, arr.shape[0], voxel_budget, 1 if samples <= 2 else 3)
     if samples == 2:
         arr = arr[..., :1]  # gray + alpha
     elif samples == 4:
@@ -255,16 +283,25 @@ def _quiet_logger(name: str) -> Iterator[None]:
         target.removeFilter(quiet)
 
 
-def check_image_size(name: str, width: int, height: int, pages: int, voxel_budget: int) -> None:
+def check_image_size(name: str, width: int, height: int, pages: int, voxel_budget: int, channels: int = 1) -> None:
+    """The size limits, from the header: the values counted are the ones the scan will hold.
+
+    ``channels`` is 1 for a grayscale image, 3 for a colour one (read as three modalities unless its
+    channels turn out equal); ``voxel_budget`` is what is left of :data:`~.limits.MAX_VOXELS` for
+    this file (less than all of it for a slice of a stack).
+    """
     if width < limits.MIN_SIDE or height < limits.MIN_SIDE:
         raise ScanError(
             f"'{name}' is only {width}x{height} pixels; at least {limits.MIN_SIDE}x{limits.MIN_SIDE} are needed to segment anything."
         )
-    if width * height * 3 * pages > voxel_budget:  # 3: room for RGB, checked before decoding
-        if voxel_budget < limits.MAX_VOXELS:
-            raise ScanError(
-                f"The slices together are too large (over {limits.MAX_VOXELS:,} voxels by '{name}'); upload one case at a time."
-            )
+    values = width * height * pages * channels
+    if values <= voxel_budget:
+        return
+    colour = " x 3 colour channels" if channels == 3 else ""
+    size = f"{width}x{height} pixels x {pages} page(s){colour} = {values:,} values"
+    if voxel_budget < limits.MAX_VOXELS:
         raise ScanError(
-            f"'{name}' is {width}x{height} pixels x {pages} page(s), too large; at most {limits.MAX_VOXELS:,} voxels are supported."
+            f"The slices together are too large: '{name}' ({size}) would take them past the {limits.MAX_VOXELS:,} "
+            f"values supported ({max(voxel_budget, 0):,} were left); upload one case at a time."
         )
+    raise ScanError(f"'{name}' is {size}, too large; at most {limits.MAX_VOXELS:,} are supported.")

@@ -88,7 +88,7 @@ def _decode_slices(images: list[ScanFile]) -> list[tuple[str, Page]]:
     for f in images:
         decoded = decode_image(f, image_kind(f), budget)
         for p in decoded:
-            budget -= p.pixels.shape[0] * p.pixels.shape[1] * 3
+            budget -= p.pixels.size  # (H, W, K): the values this page adds, K = 1 (gray) or 3 (colour)
             pages.append((f.basename, p))
     ref_name, ref = pages[0]
     for fname, p in pages[1:]:

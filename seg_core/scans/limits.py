@@ -7,6 +7,7 @@ Readers read them as ``limits.MAX_...`` at call time, so a test can lower one wi
 
 from __future__ import annotations
 
+import io
 import logging
 import zlib
 from collections.abc import Sequence
@@ -56,8 +57,12 @@ class UnpackTally:
             raise ScanError(f"The upload unpacks to more than {human_bytes(MAX_UNCOMPRESSED)}; upload one case at a time.")
 
 
-def gunzip(data: bytes, name: str, limit: int, *, partial: bool = False) -> bytes:
+def gunzip(data: bytes, name: str, limit: int, *, partial: bool = False, reserved: int = 0) -> bytes:
     """Decompress gzip data (all members) without ever holding more than ``limit`` bytes.
+
+    The output is counted as it is produced, never taken from the gzip trailer's declared size, and
+    charged to the upload's decode budget (:mod:`.budget`) chunk by chunk, beyond the ``reserved``
+    bytes the caller charged already from a header.
 
     Args:
         data: the compressed bytes.
@@ -65,36 +70,46 @@ def gunzip(data: bytes, name: str, limit: int, *, partial: bool = False) -> byte
         limit: most bytes to produce.
         partial: return what was decompressed when the limit is reached or the stream ends early
             (to peek at a header, or when the caller checks the length itself) instead of raising.
+        reserved: bytes of this output already charged to the decode budget.
     """
-    out = bytearray()
+    from .budget import charge  # budget imports ScanError from here: imported when called
+
+    # A BytesIO grows in place and getvalue() hands over its buffer without a copy, so the peak is
+    # the output plus one chunk (a bytearray would need a full copy to become bytes).
+    out = io.BytesIO()
+    produced = 0
     buf = data
     while True:
         d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         while not d.eof:
             try:
-                chunk = d.decompress(buf, min(limit + 1 - len(out), GUNZIP_CHUNK))
+                chunk = d.decompress(buf, min(limit + 1 - produced, GUNZIP_CHUNK))
             except zlib.error as exc:
                 raise ScanError(f"'{name}' is a damaged gzip file ({exc}); please export or download it again.") from None
-            out += chunk
-            if len(out) > limit:
+            produced += len(chunk)
+            if produced > limit:
                 if partial:
-                    return bytes(out[:limit])
+                    out.write(chunk[: len(chunk) - (produced - limit)])
+                    return out.getvalue()
                 raise ScanError(
                     f"'{name}' decompresses to more than {human_bytes(limit)}, more than any scan this app reads; it was refused."
                 )
+            charge(min(len(chunk), produced - reserved))
+            out.write(chunk)
             buf = d.unconsumed_tail
             if not buf and not chunk:
                 break
+            del chunk
         if not d.eof:
             if partial:
-                return bytes(out)
+                return out.getvalue()
             raise ScanError(f"'{name}' is truncated: the compressed data ends early. Please upload the complete file.")
         rest = d.unused_data
         if not rest.startswith(b"\x1f\x8b"):
             # Trailing zeros are common padding; other trailing bytes are ignored like gzip tools do.
             break
         buf = rest
-    return bytes(out)
+    return out.getvalue()
 
 
 def validate_scan(scan: Scan, modalities: Sequence[str] | None) -> Scan:
@@ -107,9 +122,10 @@ def validate_scan(scan: Scan, modalities: Sequence[str] | None) -> Scan:
             f"'{scan.name}' is only {w}x{h} pixels per slice (after orientation); at least {MIN_SIDE}x{MIN_SIDE} "
             "are needed to segment anything."
         )
-    finite = np.isfinite(scan.array)
-    if not finite.all():
-        bad = int(finite.size - np.count_nonzero(finite))
+    # Slice by slice: a whole-volume mask would be one more byte per voxel at the peak.
+    planes = scan.array.reshape(-1, h, w)
+    if not all(np.isfinite(plane).all() for plane in planes):
+        bad = sum(int(plane.size - np.count_nonzero(np.isfinite(plane))) for plane in planes)
         raise ScanError(
             f"'{scan.name}' contains {bad:,} voxel(s) that are not numbers (NaN or infinite); the file may be damaged "
             "or be a processed map. Replace them (e.g. with 0) and upload again."

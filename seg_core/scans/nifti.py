@@ -16,6 +16,7 @@ import numpy as np
 
 from . import limits
 from .base import FileGroup
+from .budget import charge, refund
 from .detect import nifti_magic
 from .files import ScanFile, strip_ext
 from .limits import ScanError, exception_summary, gunzip, human_bytes
@@ -41,14 +42,10 @@ class NiftiReader:
         data = nifti_data(nii)
         channels = data.shape[3]
         modalities = (UNSPECIFIED,) if channels == 1 else tuple(f"channel{i}" for i in range(channels))
-        return volume_scan(
-            data,
-            np.asarray(nii.image.affine, dtype=float),
-            name=nii.name,
-            source_format="nifti",
-            modalities=modalities,
-            header=nii.image.header,
-        )
+        name, header, affine, raw_charged = nii.name, nii.image.header, np.asarray(nii.image.affine, dtype=float), nii.raw_charged
+        del nii  # the last reference to the inflated file: freed before the display copy is made
+        refund(raw_charged)
+        return volume_scan(data, affine, name=name, source_format="nifti", modalities=modalities, header=header)
 
 
 @dataclass
@@ -58,6 +55,7 @@ class NiftiVolume:
     name: str
     image: Any  # nibabel Nifti1Image / Nifti2Image backed by in-memory bytes
     shape: tuple[int, int, int, int]  # (X, Y, Z, C) after dropping singleton dimensions
+    raw_charged: int = 0  # bytes of the file this volume alone holds (inflated or copied), charged to the budget
 
     @property
     def voxels(self) -> int:
@@ -65,11 +63,19 @@ class NiftiVolume:
 
 
 def open_nifti(f: ScanFile, voxel_budget: int = limits.MAX_VOXELS) -> NiftiVolume:
-    """Parse a NIfTI header, check it against the limits, and wrap the data without decoding it."""
+    """Parse a NIfTI header, check it against the limits, and wrap the data without decoding it.
+
+    A .nii.gz is inflated only as far as the header says the data reaches, and that size is charged
+    to the decode budget (:mod:`.budget`) before a byte is inflated.
+    """
+    charged = 0
     if f.data.startswith(b"\x1f\x8b"):
         head = gunzip(f.data, f.basename, 4096, partial=True)
         header, shape, offset, nbytes = _nifti_layout(f.basename, head, voxel_budget)
-        raw = gunzip(f.data, f.basename, offset + nbytes, partial=True)
+        del head
+        charged = offset + nbytes
+        charge(charged)
+        raw = gunzip(f.data, f.basename, offset + nbytes, partial=True, reserved=charged)
     else:
         header, shape, offset, nbytes = _nifti_layout(f.basename, f.data, voxel_budget)
         raw = f.data
@@ -78,14 +84,18 @@ def open_nifti(f: ScanFile, voxel_budget: int = limits.MAX_VOXELS) -> NiftiVolum
             f"'{f.basename}' is truncated: its header promises {human_bytes(nbytes)} of image data but only "
             f"{human_bytes(max(0, len(raw) - offset))} are there. Please upload the complete file."
         )
+    if len(raw) > offset + nbytes:
+        charge(offset + nbytes)  # the slice below is a copy (trailing bytes of a .nii are ignored)
+        charged += offset + nbytes
+        raw = raw[: offset + nbytes]
     klass = nifti_image_class(header)
     try:
-        image = klass.from_bytes(raw[: offset + nbytes])
+        image = klass.from_bytes(raw)  # wraps raw in a BytesIO: no copy
     except Exception as exc:
         raise ScanError(
             f"'{f.basename}' could not be read as NIfTI ({exception_summary(exc)}); the file may be damaged."
         ) from None
-    return NiftiVolume(strip_ext(f.basename), image, shape)
+    return NiftiVolume(strip_ext(f.basename), image, shape, charged)
 
 
 def nifti_image_class(header: Any) -> Any:
@@ -173,11 +183,23 @@ def _nifti_layout(name: str, head: bytes, voxel_budget: int) -> tuple[Any, tuple
 
 
 def nifti_data(nii: NiftiVolume) -> np.ndarray:
-    """Decoded intensities ``(X, Y, Z, C)`` float32 (NIfTI scaling applied)."""
+    """Decoded intensities ``(X, Y, Z, C)`` float32 (NIfTI scaling applied).
+
+    The bytes are charged to the decode budget before nibabel allocates them: its copy of the raw
+    data, then the float32 array where one is made.
+    """
+    proxy = nii.image.dataobj
+    scaled = getattr(proxy, "slope", 1.0) != 1.0 or getattr(proxy, "inter", 0.0) != 0.0
+    # nibabel reads the raw voxels into a new buffer, and scales them into a float64 one when asked.
+    charge(nii.voxels * (np.dtype(nii.image.get_data_dtype()).itemsize + (8 if scaled else 0)))
     try:
-        data = np.asanyarray(nii.image.dataobj)
+        data = np.asanyarray(proxy)
     except Exception as exc:
         raise ScanError(f"The image data of '{nii.name}' could not be decoded ({exception_summary(exc)}).") from None
+    if data.size != nii.voxels:
+        raise ScanError(f"The image data of '{nii.name}' holds {data.size:,} values, not the {nii.voxels:,} its header says.")
+    if data.dtype != np.float32:
+        charge(nii.voxels * 4)
     with np.errstate(over="ignore", invalid="ignore"):
         return np.asarray(data, dtype=np.float32).reshape(nii.shape)
 

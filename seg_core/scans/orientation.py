@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .budget import charge
 from .limits import ScanError
 from .scan import DISPLAY_AXCODES, Scan
 
@@ -76,7 +77,11 @@ def volume_scan(
     spatial = data_xyzc.shape[:3]
     ornt = display_ornt(affine, spatial)
     lps = apply_orientation(data_xyzc, ornt)  # (W, H, D, C) in display orientation
-    array = np.ascontiguousarray(lps.transpose(3, 2, 1, 0), dtype=np.float32)
+    display = lps.transpose(3, 2, 1, 0)
+    if not (display.flags.c_contiguous and display.dtype == np.float32):
+        charge(display.size * 4)  # the display copy (a view when the source's order already is the display's)
+    array = np.ascontiguousarray(display, dtype=np.float32)
+    del lps, display
     display_affine = affine @ inv_ornt_aff(ornt, spatial)
     sizes = voxel_sizes(display_affine)
     spacing = (float(sizes[2]), float(sizes[1]), float(sizes[0]))

@@ -1,0 +1,203 @@
+"""Peak memory and time of decompression bombs through ``load_scan``: the figures of issue 19.
+
+Run: ``python benchmarks/decode_bombs.py [--repeats 1] [--budget-mb N] [--folder DIR]``.
+
+Each bomb is read by ``seg_core.scans.load_scan`` in a fresh child process, so its peak resident
+memory (``ru_maxrss``) is its own; the table prints that peak, its rise over the child's baseline
+after imports, the median seconds over ``--repeats`` runs, and how the read ended (the first words of
+the error). The bombs, built once into ``--folder`` (default: a temporary folder) by streaming, so
+the builder never holds one expanded:
+
+* ``zip zeros``: a ZIP (~1 MB) whose member ``case/slice.dcm`` is 1000 MiB of zeros (under the
+  1 GiB unpack cap);
+* ``zip DICM``: the same, but the member starts like a DICOM file (128 bytes, ``DICM``), so no
+  sniff of its first bytes can refuse it: only the byte budget bounds it;
+* ``gzip DICM``: a ``.dcm.gz`` (~1 MB) of the same 1000 MiB;
+* ``nii.gz 4096^2x4``: a 260 KB ``.nii.gz`` of 4096x4096x4 float32 zeros (64 Mi voxels, at the
+  voxel limit: a valid volume, which loads);
+* ``4 x zip DICM``: four threads of one process each reading the ``zip DICM`` bomb at once.
+
+``BRAINSEG_DECODE_BUDGET_MB`` (``--budget-mb``) sets the process-wide decode budget of the children.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import zipfile
+import zlib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+MIB = 1024 * 1024
+BOMB_MIB = 1000
+DICM_HEAD = b"\x00" * 128 + b"DICM"
+
+
+def _zeros(total: int, head: bytes = b"") -> list[bytes]:
+    """``total`` bytes (``head`` then zeros) as 16 MiB pieces, so no expanded copy is ever held."""
+    pieces, left = [head], total - len(head)
+    while left > 0:
+        pieces.append(bytes(min(left, 16 * MIB)))
+        left -= len(pieces[-1])
+    return pieces
+
+
+def _write_zip(path: Path, head: bytes) -> None:
+    with (
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive,
+        archive.open("case/slice.dcm", "w", force_zip64=True) as member,
+    ):
+        for piece in _zeros(BOMB_MIB * MIB, head):
+            member.write(piece)
+
+
+def _write_gzip(path: Path, head: bytes) -> None:
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as stream:
+        for piece in _zeros(BOMB_MIB * MIB, head):
+            stream.write(piece)
+
+
+def _write_nifti_zeros(path: Path) -> None:
+    import nibabel as nib
+    import numpy as np
+
+    header = nib.Nifti1Header()
+    header.set_data_shape((4096, 4096, 4))
+    header.set_data_dtype(np.float32)
+    header.set_qform(np.eye(4), code=1)
+    header.set_sform(np.eye(4), code=1)
+    prefix = header.binaryblock + b"\x00" * 4  # no extensions; data at byte 352
+    header_bytes = prefix + b"\x00" * (int(header["vox_offset"]) - len(prefix))
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as stream:
+        stream.write(header_bytes)
+        for piece in _zeros(4096 * 4096 * 4 * 4):
+            stream.write(piece)
+
+
+BOMBS = {
+    "zip zeros": ("zip_zeros.zip", lambda p: _write_zip(p, b"")),
+    "zip DICM": ("zip_dicm.zip", lambda p: _write_zip(p, DICM_HEAD)),
+    "gzip DICM": ("bomb.dcm.gz", lambda p: _write_gzip(p, DICM_HEAD)),
+    "nii.gz 4096^2x4": ("zeros_4096x4096x4.nii.gz", _write_nifti_zeros),
+}
+
+
+def build(folder: Path) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for label, (filename, write) in BOMBS.items():
+        path = folder / filename
+        if not path.exists():
+            write(path)
+        paths[label] = path
+    return paths
+
+
+def child(paths: list[str]) -> None:
+    """Read each path in its own thread at once; print one JSON line: peak RSS, seconds, outcomes."""
+    import resource
+    import threading
+    import time
+
+    from seg_core.scans import load_scan
+
+    try:
+        from seg_core.scans import budget as decode_budget
+    except ImportError:  # before the budget existed
+        decode_budget = None
+    base_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    outcomes: list[str] = [""] * len(paths)
+
+    def read(index: int, path: str) -> None:
+        try:
+            scan = load_scan(Path(path).read_bytes(), name=Path(path).name)
+            outcomes[index] = f"loaded {tuple(scan.array.shape)}"
+        except Exception as exc:  # noqa: BLE001 - the table reports how every read ended
+            outcomes[index] = f"{type(exc).__name__}: {str(exc)[:90]}"
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=read, args=(i, p)) for i, p in enumerate(paths)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - start
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    budget_mib = None
+    if decode_budget is not None:
+        shared = decode_budget.decode_budget()
+        budget_mib = shared.capacity / MIB
+        assert shared.reserved == 0, f"{shared.reserved} bytes still reserved"
+    print(
+        json.dumps(
+            {
+                "base_mib": base_kib / 1024,
+                "peak_mib": peak_kib / 1024,
+                "seconds": seconds,
+                "outcomes": outcomes,
+                "budget_mib": budget_mib,
+            }
+        )
+    )
+
+
+def run_child(paths: list[Path], env: dict[str, str]) -> dict:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=600,
+        check=False,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"child failed ({done.returncode}): {done.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--budget-mb", type=int, default=None, help="BRAINSEG_DECODE_BUDGET_MB for the children")
+    parser.add_argument("--folder", type=Path, default=None, help="where to build the bombs (kept for reuse)")
+    parser.add_argument("--only", nargs="*", default=None, help="labels of the rows to run")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child)
+        return
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    if args.budget_mb is not None:
+        env["BRAINSEG_DECODE_BUDGET_MB"] = str(args.budget_mb)
+    folder = args.folder or Path(tempfile.mkdtemp(prefix="decode_bombs_"))
+    paths = build(folder)
+    rows = [(label, [path]) for label, path in paths.items()]
+    rows.append(("4 x zip DICM", [paths["zip DICM"]] * 4))
+    if args.only:
+        rows = [r for r in rows if r[0] in args.only]
+    print(f"bombs in {folder}; zlib {zlib.ZLIB_VERSION}; repeats {args.repeats}")
+    print(f"| bomb | file | peak RSS MiB | rise MiB | seconds (median of {args.repeats}) | budget MiB | outcome |")
+    print("|---|---|---|---|---|---|---|")
+    for label, files in rows:
+        runs = [run_child(files, env) for _ in range(args.repeats)]
+        peak = statistics.median(r["peak_mib"] for r in runs)
+        rise = statistics.median(r["peak_mib"] - r["base_mib"] for r in runs)
+        seconds = statistics.median(r["seconds"] for r in runs)
+        size = sum(f.stat().st_size for f in files) / len(files) / 1024
+        outcomes = "; ".join(sorted(set(runs[-1]["outcomes"])))
+        budget = runs[-1]["budget_mib"]
+        budget_text = f"{budget:.0f}" if budget is not None else "none"
+        print(f"| {label} | {size:.0f} KiB | {peak:.0f} | {rise:.0f} | {seconds:.2f} | {budget_text} | {outcomes} |")
+
+
+if __name__ == "__main__":
+    main()
