@@ -10,8 +10,8 @@ Example:
     'Energy (mJ)'
     >>> sequence_name("t1c")
     'T1 contrast-enhanced'
-    >>> layer_name("stages.0.0", family="spiking_resnet")
-    'first block, early features'
+    >>> layer_names(["stages.0", "stages.0.0"])["stages.0.0"]
+    'first block, early features, part 1'
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ __all__ = [
     "dataset_name",
     "file_description",
     "layer_name",
+    "layer_names",
     "metric_name",
     "sequence_list",
     "sequence_name",
@@ -144,78 +145,123 @@ def file_description(filename: str) -> str:
     return _FILE_DESCRIPTIONS.get(filename.rsplit("/", 1)[-1], "a file of the model")
 
 
-# What each depth of a network computes, in words; a block's role follows from where it sits.
-_ROLE_BY_FRACTION = ((0.34, "early features"), (0.67, "middle features"), (1.01, "deep features"))
-
-
-def _role(position: int, count: int) -> str:
-    fraction = (position + 1) / max(count, 1)
-    return next(role for limit, role in _ROLE_BY_FRACTION if fraction <= limit)
-
-
-# Layer-path words of the zoo's families (seg_core/models): the top-level module names they use.
-_PART_WORDS = {
-    "stem": "input layer",
-    "encoder": "encoder",
-    "encoders": "encoder",
-    "down": "encoder",
-    "downs": "encoder",
-    "enc": "encoder",
-    "decoder": "decoder",
-    "decoders": "decoder",
-    "up": "decoder",
-    "ups": "decoder",
-    "dec": "decoder",
+# The zoo's layer paths (``named_modules`` names of seg_core/models), top level first. Containers of
+# numbered blocks take a position and a role; the rest are single named parts.
+_NUMBERED = {
+    "stages": "block",
+    "layers": "block",
+    "blocks": "block",
+    "encoders": "encoder block",
+    "decoders": "decoder step",
+    "decoder": "decoder step",
+    "gates": "attention gate",
     "bottleneck": "bottleneck (deepest features)",
-    "bridge": "bottleneck (deepest features)",
-    "center": "bottleneck (deepest features)",
+}
+_NAMED = {
+    "stem": "input layer, first features",
+    "stem_skip": "shortcut from the input layer to the decoder",
+    "input_skip": "shortcut from the image to the decoder",
+    "low_level": "early features passed to the decoder",
+    "bottleneck": "bottleneck (deepest features)",
+    "decoder": "decoder (outline at full detail)",
     "aspp": "multi-scale context (ASPP)",
-    "pyramid": "multi-scale context",
+    "pyramid": "multi-scale pyramid",
     "head": "output layer",
     "final": "output layer",
-    "out": "output layer",
     "classifier": "output layer",
-    "gate": "attention gate",
-    "gates": "attention gate",
-    "attention": "attention",
-    "temporal_attention": "temporal attention",
-    "channel_attention": "channel attention",
-    "spatial_attention": "spatial attention",
 }
+_SUB_PARTS = {
+    "branches": "branch",
+    "project": "merge",
+    "proj_out": "merge",
+    "scale_attention": "attention over scales",
+    "channel_attention": "attention over channels",
+    "spatial_attention": "attention over positions",
+    "temporal_attention": "attention over time steps",
+    "score": "score",
+}
+# A block's role follows from where it runs along its path: encoders go from edges to context,
+# decoders from a coarse outline to fine detail.
+_ENCODER_ROLES = ("early features", "middle features", "deep features")
+_DECODER_ROLES = ("coarse outline", "refining the outline", "fine detail")
 
 
-def layer_name(path: str, family: str = "", counts: dict[str, int] | None = None) -> str:
-    """A layer path of a model (``named_modules`` name) in words, for every family of the zoo.
+def _role(position: int, count: int, roles: tuple[str, str, str]) -> str:
+    # The first block gets the first role, the last the last, those between are spread evenly.
+    if count <= 1:
+        return roles[0]
+    return roles[int(min(position, count - 1) * (len(roles) - 1) / (count - 1) + 0.5)]
 
-    The first integer in the path is the block's position along the network (``stages.0.0`` is the
-    first stage's first block); its role (early / middle / deep features) follows from that position
-    over the number of blocks at that level, given in ``counts`` (``{"stages": 4}``) where known,
-    else assumed 4 (the depth of every network in the zoo).
 
-    Args:
-        path: e.g. ``"stages.0.0"``, ``"encoders.2"``, ``"decoder.1.conv"``, ``"bottleneck"``.
-        family: the model's family (``ModelSpec.family``), which only changes the words for stages.
-        counts: number of children of each top-level container, for the early/middle/deep role.
+def _tail_words(parts: list[str]) -> str:
+    words = []
+    for part in parts:
+        if part.isdigit():
+            words.append(f"part {int(part) + 1}")
+        else:
+            words.append(_SUB_PARTS.get(part, part.replace("_", " ")))
+    # "branch" followed by its number reads "branch 2", not "branch, part 2"
+    text = ", ".join(words)
+    for noun in ("branch",):
+        text = re.sub(rf"{noun}, part (\d+)", rf"{noun} \1", text)
+    return text
+
+
+def layer_names(paths: list[str]) -> dict[str, str]:
+    """Words for each layer path of one model, e.g. the names :func:`seg_core.explain.gradcam_layers` lists.
+
+    ``paths`` should be in the order the layers run (as ``gradcam_layers`` gives them): a block's
+    position is its place in that order among its siblings, so a decoder numbered backwards
+    (LinkNet's ``decoders.3`` runs first) still reads "first decoder step". Every name is unique.
 
     Returns:
-        e.g. ``"first block, early features"``, ``"third encoder block, deep features"``.
+        ``{path: words}``, e.g. ``{"stages.0": "first block, early features",
+        "stages.0.1": "first block, early features, part 2", "decoders.3": "fourth decoder step, fine detail"}``.
+    """
+    order: dict[str, list[int]] = {}
+    for path in paths:
+        parts = path.split(".")
+        if parts[0] in _NUMBERED and len(parts) > 1 and parts[1].isdigit():
+            seen = order.setdefault(parts[0], [])
+            if int(parts[1]) not in seen:
+                seen.append(int(parts[1]))
+    names = {path: layer_name(path, order) for path in paths}
+    # Fall back to the path itself where two paths read alike, so a menu never shows a duplicate.
+    counts: dict[str, int] = {}
+    for words in names.values():
+        counts[words] = counts.get(words, 0) + 1
+    return {path: words if counts[words] == 1 else f"{words} ({path})" for path, words in names.items()}
+
+
+def layer_name(path: str, order: dict[str, list[int]] | None = None) -> str:
+    """One layer path of a model of the zoo in words.
+
+    Args:
+        path: a ``named_modules`` name, e.g. ``"stages.0.0"``, ``"encoders.2"``, ``"aspp.branches.1"``.
+        order: for each numbered container (``stages``, ``encoders``, ``decoders`` ...), its block
+            numbers in the order they run (see :func:`layer_names`); default: numbers run 0, 1, 2, 3.
+
+    Returns:
+        e.g. ``"first block, early features, part 1"`` for ``stages.0.0``, ``"bottleneck (deepest
+        features)"``, ``"multi-scale context (ASPP), branch 2"``.
     """
     if not path:
         return "whole network"
     parts = path.split(".")
-    top = parts[0]
-    indices = [int(p) for p in parts[1:] if p.isdigit()]
-    count = (counts or {}).get(top, 4)
-    word = _PART_WORDS.get(top) or _PART_WORDS.get(re.sub(r"\d+$", "", top))
-    if top in ("stages", "layers", "blocks", "layer"):
-        word = "block"
-    if indices and word not in ("input layer", "output layer"):
-        position = indices[0]
-        noun = word or top.replace("_", " ")
-        if noun.startswith("bottleneck"):
-            return noun
-        role = _role(position, count)
-        if noun == "decoder":
-            role = {"early features": "coarse outline", "middle features": "refining", "deep features": "fine detail"}[role]
-        return f"{_ordinal(position)} {noun}{'' if noun.endswith('block') else ' block'}, {role}"
-    return word or top.replace("_", " ")
+    top, rest = parts[0], parts[1:]
+    if top in _NUMBERED and rest and rest[0].isdigit():
+        number = int(rest[0])
+        if top == "bottleneck":
+            return f"{_NAMED['bottleneck']}, {_tail_words(rest)}"
+        run_order = (order or {}).get(top) or list(range(max(number + 1, 4)))
+        position = run_order.index(number) if number in run_order else number
+        count = max(len(run_order), max(run_order) + 1, position + 1)  # a partial list still spans the net
+        noun = _NUMBERED[top]
+        words = f"{_ordinal(position)} {noun}"
+        if noun == "attention gate":
+            words += f", {_role(position, count, ('coarse', 'middle', 'fine'))} scale"
+        else:
+            words += f", {_role(position, count, _DECODER_ROLES if noun == 'decoder step' else _ENCODER_ROLES)}"
+        return words + (f", {_tail_words(rest[1:])}" if rest[1:] else "")
+    base = _NAMED.get(top, top.replace("_", " "))
+    return base + (f", {_tail_words(rest)}" if rest else "")
