@@ -22,9 +22,10 @@ from seg_core.visualize import (  # noqa: E402
 from ui.cache import window_limits  # noqa: E402
 from ui.compare import costs, pairwise_agreement, truth_metrics  # noqa: E402
 from ui.figures import cost_figure, pairwise_figure  # noqa: E402
+from ui.model_choice import models_picker  # noqa: E402
 from ui.summaries import size_caption  # noqa: E402
 from ui.viewer import follow_tumor, scan_picture  # noqa: E402
-from ui.widgets import models_picker, predict_with_progress, scan_picker, truth_picker  # noqa: E402
+from ui.widgets import predict_with_progress, scan_picker, truth_picker  # noqa: E402
 
 active = scan_picker("compare")
 if active is None:
@@ -37,10 +38,9 @@ with st.expander("Ground truth", expanded=active.truth is None):
     elif active.truth is not None and truth is active.truth:
         st.caption("Using the ground truth that came with the scan.")
 
-with st.sidebar:
-    model_ids = models_picker("compare", scan)
+model_ids = models_picker("compare", active)
 if not model_ids:
-    st.info("Choose models to compare in the sidebar.")
+    st.info("Choose models to compare above.")
     st.stop()
 if len(model_ids) < 2:
     st.warning("Comparing needs two models; only one is chosen (or only one trained model fits this scan). Showing it alone.")

@@ -19,6 +19,7 @@ from seg_core.visualize import apply_window, display_channel  # noqa: E402
 from ui.cache import gradcam_layers, window_limits  # noqa: E402
 from ui.explain_view import (  # noqa: E402
     attribution_panels,
+    colour_legend,
     compute_explanation,
     layer_choices,
     missing_methods,
@@ -102,6 +103,12 @@ for position, panel in enumerate(panels):
         st.image(panel.picture, caption=panel.title, width="stretch")
         for note in panel.notes:
             st.caption(note)
+legend, legend_words = st.columns([1, 3], vertical_alignment="center")
+legend.image(colour_legend("inferno"), width="stretch")
+legend_words.caption(
+    "Colour scale of every map: dark = the score hardly depends on the pixel, bright = it depends on it most "
+    "(each map scaled to its own 99.5th percentile). Values below 5% are left uncoloured, so the scan shows through."
+)
 
 # ---------------------------------------------------------------------------------------------
 # Faithfulness
@@ -153,11 +160,14 @@ if activity is not None:
     first, second = st.columns(2)
     with first:
         st.image(maps.rates, caption=f"Spike rate, {labels[block_name]}, step {step}", width="stretch")
+        st.image(colour_legend("inferno"), width="stretch")
+        st.caption(f"Dark: no channel fires · bright: {maps.top_rate:.0%} of the channels fire (this block's busiest).")
         st.caption(
             f"{SPIKING_CAPTIONS['spike_rate']} Brightest here: {maps.top_rate:.0%} of the {block.channels} channels firing."
         )
     with second:
         st.image(maps.attention, caption=f"Attention applied at step {step}", width="stretch")
+        st.image(colour_legend("viridis"), width="stretch")
         st.caption(
             f"{SPIKING_CAPTIONS['step_attention']} Scale: {low_att:.2f} (dark) to {high_att:.2f} (bright). {SPIKING_CAPTIONS['spatial']}"
         )

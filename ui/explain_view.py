@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from seg_core.visualize import TRUTH_COLOR, draw_mask, heatmap_overlay, rescale, resize_to
+from seg_core.visualize import TRUTH_COLOR, colorize, draw_mask, heatmap_overlay, rescale, resize_to
 from ui.cache import explanation
 from ui.state import EXPLANATIONS, ActiveScan
 
@@ -133,6 +133,12 @@ def attribution_panels(gray: np.ndarray, result: Any, opacity: float, outline: b
         notes = [f"{attribution.caption} ({details})"] + ([f"ℹ️ {attribution.note}"] if attribution.note else [])
         panels.append(Panel(attribution.title, outlined(heatmap_overlay(gray, heat, opacity=opacity)), notes))
     return panels
+
+
+def colour_legend(colormap: str = "inferno", width: int = 256, height: int = 14) -> np.ndarray:
+    """The colour scale of the maps as a bar ``(height, width, 3)``: low (dark, left) to high (bright, right)."""
+    ramp = np.tile(np.linspace(0.0, 1.0, width, dtype=np.float32), (height, 1))
+    return colorize(ramp, colormap)
 
 
 @dataclass

@@ -79,23 +79,22 @@ def frame(title: str, intro: str | None = None, *, icon: str = "🧠") -> None:
 
 
 def scan_and_model(page: str, *, prewarm_model: bool = False) -> tuple[ActiveScan, str]:
-    """The preamble of a one-model page: the scan picker, then the model picker in the sidebar.
+    """The preamble of a one-model page: the scan picker, then the model picker beside it (best fit preselected).
 
-    Stops the page (``st.stop``) until a scan and a fitting model are chosen. With ``prewarm_model``
-    the last model used is loaded while the user is still choosing a file.
+    Stops the page (``st.stop``) until a scan and a model that can run on it are chosen. With
+    ``prewarm_model`` the last model used is loaded while the user is still choosing a file.
     """
     # Imported here: they load torch, and frame() must draw the page's title before that wait.
     from ui.cache import prewarm
-    from ui.state import LAST_MODEL
-    from ui.widgets import model_picker, scan_picker
+    from ui.model_choice import last_model_id, model_picker
+    from ui.widgets import scan_picker
 
     active = scan_picker(page)
     if active is None:
-        if prewarm_model and (ready := prewarm(st.session_state.get(LAST_MODEL))):
+        if prewarm_model and (ready := prewarm(last_model_id())):
             st.caption(f"Model {ready} is loaded and ready.")
         st.stop()
-    with st.sidebar:
-        model_id = model_picker(page, active.scan)
+    model_id = model_picker(page, active)
     if model_id is None:
         st.stop()
     return active, model_id

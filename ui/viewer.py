@@ -94,14 +94,26 @@ def presence_strip(values: Sequence[float], current: int, unit: str, plane: str)
     """Tumor per slice as bars, the slice on screen marked: where along the volume the tumor is (click to jump)."""
     values = np.asarray(values, dtype=float)
     colors = ["#e4572e" if v > 0 else "#d0d0d0" for v in values]
+    slices = list(range(len(values)))  # plain lists, not arrays (which plotly encodes as base64): readable in tests
+    top = float(values.max()) if len(values) and values.max() > 0 else 1.0
     figure = go.Figure(
-        go.Bar(
-            # Plain lists, not arrays (which plotly encodes as base64): the figure stays readable in tests.
-            x=list(range(len(values))),
-            y=values.tolist(),
-            marker_color=colors,
-            hovertemplate=f"{plane} slice %{{x}}: %{{y:.1f}} {unit}<br>click to show it<extra></extra>",
-        )
+        [
+            # A faint full-height column per slice, so a slice without tumor (a zero-height bar) can be clicked too.
+            go.Bar(
+                x=slices,
+                y=[top] * len(values),
+                marker_color="rgba(120,120,120,0.08)",
+                hovertemplate=f"{plane} slice %{{x}}<br>click to show it<extra></extra>",  # "skip" would block clicks
+                name="slice",
+            ),
+            go.Bar(
+                x=slices,
+                y=values.tolist(),
+                marker_color=colors,
+                hovertemplate=f"{plane} slice %{{x}}: %{{y:.1f}} {unit}<br>click to show it<extra></extra>",
+                name="tumor",
+            ),
+        ]
     )
     if len(values):
         figure.add_vline(x=current, line_width=2, line_dash="dot", line_color="#333")
@@ -111,6 +123,7 @@ def presence_strip(values: Sequence[float], current: int, unit: str, plane: str)
         xaxis_title=f"{plane} slice",
         yaxis_title=unit,
         bargap=0.05,
+        barmode="overlay",
         showlegend=False,
         clickmode="event+select",
         margin={"l": 10, "r": 10, "t": 36, "b": 10},

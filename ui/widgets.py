@@ -13,9 +13,9 @@ import numpy as np
 import streamlit as st
 
 from seg_core.inference import MODALITY_TITLES, Prediction, Segmenter
-from seg_core.scans import UNSPECIFIED, Scan, ScanError, load_scan
-from ui.cache import available_weights, file_key, predict, sample, sample_list, scan_from_upload, weights_config
-from ui.state import LAST_MODEL, PENDING_SAMPLE, ActiveScan, get_active_scan, set_active_scan, upload_stem
+from seg_core.scans import Scan, ScanError, load_scan
+from ui.cache import file_key, predict, sample, sample_list, scan_from_upload
+from ui.state import PENDING_SAMPLE, ActiveScan, get_active_scan, set_active_scan, upload_stem
 
 logger = logging.getLogger(__name__)
 
@@ -126,95 +126,6 @@ def truth_picker(page: str, active: ActiveScan) -> np.ndarray | None:
         )
         return active.truth
     return mask
-
-
-def _fits(scan: Scan, required: list[str]) -> bool:
-    # The rule of seg_core.inference.select_channels, without copying the scan's channels.
-    available = list(scan.modalities)
-    if len(required) == 1 and available == [UNSPECIFIED]:
-        return True
-    return all(m in available for m in required)
-
-
-def model_label(model_id: str) -> str:
-    try:
-        config = weights_config(model_id)
-    except Exception:  # a half-written folder while training exports; show the bare id
-        return model_id
-    modalities = ", ".join(config.get("modalities", []))
-    spiking = ", spiking" if config.get("spiking") else ""
-    return f"{model_id} ({modalities}{spiking})"
-
-
-def compatible_models(scan: Scan) -> tuple[list[str], list[str]]:
-    """Weights whose input modalities the scan has, and a line for each of the others."""
-    usable, skipped = [], []
-    for model_id in available_weights():
-        try:
-            required = list(weights_config(model_id)["modalities"])
-        except Exception as error:
-            skipped.append(f"{model_id}: unreadable config ({error})")
-            continue
-        if _fits(scan, required):
-            usable.append(model_id)
-        else:
-            need = ", ".join(MODALITY_TITLES.get(m, m) for m in required)
-            skipped.append(f"{model_id} needs {need}")
-    return usable, skipped
-
-
-def _default_model(usable: list[str]) -> str:
-    last = st.session_state.get(LAST_MODEL)
-    if last in usable:
-        return last
-    return "unet.figshare" if "unet.figshare" in usable else usable[0]
-
-
-def model_picker(page: str, scan: Scan) -> str | None:
-    """One model among the weights that fit the scan's modalities; None (with an error) when none does."""
-    usable, skipped = compatible_models(scan)
-    if not usable:
-        st.error(
-            "No trained model fits this scan's sequences ("
-            + ", ".join(MODALITY_TITLES.get(m, m) for m in scan.modalities)
-            + "). "
-            + ("; ".join(skipped) if skipped else "No weights were found in weights/.")
-        )
-        return None
-    key = f"{page}_model"
-    if st.session_state.get(key) not in usable:
-        st.session_state.pop(key, None)
-    model_id = st.selectbox(
-        "Model", usable, index=usable.index(_default_model(usable)), format_func=model_label, key=key, help=_skipped_help(skipped)
-    )
-    st.session_state[LAST_MODEL] = model_id
-    return model_id
-
-
-def models_picker(page: str, scan: Scan, most: int = 4) -> list[str]:
-    """Two to ``most`` models among those that fit the scan."""
-    usable, skipped = compatible_models(scan)
-    if not usable:
-        st.error("No trained model fits this scan's sequences. " + "; ".join(skipped))
-        return []
-    key = f"{page}_models"
-    if key in st.session_state:
-        st.session_state[key] = [m for m in st.session_state[key] if m in usable][:most]
-    default = [_default_model(usable)] + [m for m in usable if m != _default_model(usable)]
-    chosen = st.multiselect(
-        f"Models (2 to {most})",
-        usable,
-        default=default[: min(2, most, len(usable))] if key not in st.session_state else None,
-        max_selections=most,
-        format_func=model_label,
-        key=key,
-        help=_skipped_help(skipped),
-    )
-    return list(chosen)
-
-
-def _skipped_help(skipped: list[str]) -> str | None:
-    return ("Not offered for this scan: " + "; ".join(skipped)) if skipped else None
 
 
 def postprocessing_controls(page: str, runner: Segmenter) -> dict[str, Any]:

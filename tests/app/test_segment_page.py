@@ -43,9 +43,13 @@ def test_png_upload_shows_overlay_sizes_and_downloads(weights_env, forward_passe
     assert metrics["Tumor found"] == "yes" and metrics["Tumor area"].endswith("px")
     downloads = {button.proto.label for button in at.get("download_button")}
     assert downloads == {"Download mask", "Download report (JSON)", "Download report (CSV)"}
-    # The model list offers only weights whose sequences the scan has (a grayscale PNG: one channel).
+    # The model list offers only weights that can run on the scan (a grayscale PNG: one channel), the one made
+    # for it first and preselected; the others say they were trained on other data.
     options = at.selectbox(key="segment_model").options
-    assert "unet.figshare (t1c)" in options and not any(TWO_SEQUENCE_MODEL in o for o in options)
+    assert options[0].startswith("unet.figshare: ") and "made for this scan" in options[0]
+    assert at.selectbox(key="segment_model").value == "unet.figshare"
+    assert all("trained on other data" in o for o in options[1:]) and not any(TWO_SEQUENCE_MODEL in o for o in options)
+    assert not any("unet.brats" in o for o in options)  # it needs FLAIR and T1c
     assert forward_passes == ["unet.figshare"]
 
 
@@ -131,7 +135,7 @@ def strip_values(chart):
 
     import numpy as np
 
-    return np.asarray(json.loads(chart.proto.spec)["data"][0]["y"], dtype=float)
+    return np.asarray(json.loads(chart.proto.spec)["data"][1]["y"], dtype=float)
 
 
 def test_volume_view_goes_to_the_tumor_and_stays_where_the_user_put_it(weights_env) -> None:
