@@ -17,7 +17,9 @@ the builder never holds one expanded:
   voxel limit: a valid volume, which loads);
 * ``4 x zip DICM``: four threads of one process each reading the ``zip DICM`` bomb at once.
 
-``BRAINSEG_DECODE_BUDGET_MB`` (``--budget-mb``) sets the process-wide decode budget of the children.
+``BRAINSEG_DECODE_BUDGET_MB`` (``--budget-mb``) sets the process-wide decode budget of the children;
+``--code DIR`` measures another seg_core tree (e.g. ``git archive <commit> seg_core | tar -x -C DIR``), so
+before and after print side by side; a child past ``--timeout`` is stopped and its peak so far shown.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ def _write_nifti_zeros(path: Path) -> None:
     header.set_data_dtype(np.float32)
     header.set_qform(np.eye(4), code=1)
     header.set_sform(np.eye(4), code=1)
+    header.set_data_offset(352)
     prefix = header.binaryblock + b"\x00" * 4  # no extensions; data at byte 352
     header_bytes = prefix + b"\x00" * (int(header["vox_offset"]) - len(prefix))
     with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as stream:
@@ -148,19 +151,49 @@ def child(paths: list[str]) -> None:
     )
 
 
-def run_child(paths: list[Path], env: dict[str, str]) -> dict:
-    done = subprocess.run(
+def _peak_rss_mib(pid: int) -> float | None:
+    """VmHWM (peak resident set) of a running process, from /proc (Linux)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def run_child(paths: list[Path], env: dict[str, str], timeout_s: float) -> dict:
+    """One child reading ``paths`` at once; one that runs past ``timeout_s`` is stopped, its peak kept."""
+    import time
+
+    child_process = subprocess.Popen(
         [sys.executable, __file__, "--child", *map(str, paths)],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env=env,
         cwd=REPO,
-        timeout=600,
-        check=False,
     )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        raise SystemExit(f"child failed ({done.returncode}): {done.stderr[-2000:]}")
+    start, peak = time.monotonic(), 0.0
+    while child_process.poll() is None:
+        peak = max(peak, _peak_rss_mib(child_process.pid) or 0.0)
+        if time.monotonic() - start > timeout_s:
+            child_process.kill()
+            child_process.wait()
+            return {
+                "base_mib": 0.0,
+                "peak_mib": peak,
+                "seconds": timeout_s,
+                "outcomes": [f"stopped after {timeout_s:.0f} s"],
+                "budget_mib": None,
+                "stopped": True,
+            }
+        time.sleep(0.1)
+    stdout, stderr = child_process.communicate()
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    if child_process.returncode != 0 or not lines:
+        raise SystemExit(f"child failed ({child_process.returncode}): {stderr[-2000:]}")
     return json.loads(lines[-1])
 
 
@@ -170,33 +203,49 @@ def main() -> None:
     parser.add_argument("--budget-mb", type=int, default=None, help="BRAINSEG_DECODE_BUDGET_MB for the children")
     parser.add_argument("--folder", type=Path, default=None, help="where to build the bombs (kept for reuse)")
     parser.add_argument("--only", nargs="*", default=None, help="labels of the rows to run")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds before a child is stopped")
+    parser.add_argument(
+        "--code", type=Path, nargs="+", default=[REPO], help="seg_core trees to measure side by side (e.g. an older export)"
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child)
         return
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    envs = [dict(os.environ, PYTHONPATH=str(code.resolve())) for code in args.code]
     if args.budget_mb is not None:
-        env["BRAINSEG_DECODE_BUDGET_MB"] = str(args.budget_mb)
+        for env in envs:
+            env["BRAINSEG_DECODE_BUDGET_MB"] = str(args.budget_mb)
     folder = args.folder or Path(tempfile.mkdtemp(prefix="decode_bombs_"))
     paths = build(folder)
     rows = [(label, [path]) for label, path in paths.items()]
     rows.append(("4 x zip DICM", [paths["zip DICM"]] * 4))
     if args.only:
         rows = [r for r in rows if r[0] in args.only]
-    print(f"bombs in {folder}; zlib {zlib.ZLIB_VERSION}; repeats {args.repeats}")
-    print(f"| bomb | file | peak RSS MiB | rise MiB | seconds (median of {args.repeats}) | budget MiB | outcome |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        f"bombs in {folder}; zlib {zlib.ZLIB_VERSION}; medians of {args.repeats} run(s); children stopped after {args.timeout:.0f} s"
+    )
+    for index, code in enumerate(args.code):
+        print(f"tree {index}: {code}")
+    columns = " | ".join(f"tree {i}: peak RSS MiB | rise MiB | s | budget MiB | outcome" for i in range(len(envs)))
+    ratio = " | peak ratio (last / first)" if len(envs) > 1 else ""
+    print(f"| bomb | file | {columns}{ratio} |")
+    print("|---|---|" + "---|" * (5 * len(envs) + (1 if ratio else 0)))
     for label, files in rows:
-        runs = [run_child(files, env) for _ in range(args.repeats)]
-        peak = statistics.median(r["peak_mib"] for r in runs)
-        rise = statistics.median(r["peak_mib"] - r["base_mib"] for r in runs)
-        seconds = statistics.median(r["seconds"] for r in runs)
+        cells, peaks = [], []
+        for env in envs:
+            runs = [run_child(files, env, args.timeout) for _ in range(args.repeats)]
+            peak = statistics.median(r["peak_mib"] for r in runs)
+            rise = statistics.median(r["peak_mib"] - r["base_mib"] if not r.get("stopped") else float("nan") for r in runs)
+            seconds = statistics.median(r["seconds"] for r in runs)
+            outcomes = "; ".join(sorted(set(runs[-1]["outcomes"])))
+            budget = runs[-1]["budget_mib"]
+            budget_text = f"{budget:.0f}" if budget is not None else "none"
+            cells.append(f"{peak:.0f} | {rise:.0f} | {seconds:.2f} | {budget_text} | {outcomes}")
+            peaks.append(peak)
         size = sum(f.stat().st_size for f in files) / len(files) / 1024
-        outcomes = "; ".join(sorted(set(runs[-1]["outcomes"])))
-        budget = runs[-1]["budget_mib"]
-        budget_text = f"{budget:.0f}" if budget is not None else "none"
-        print(f"| {label} | {size:.0f} KiB | {peak:.0f} | {rise:.0f} | {seconds:.2f} | {budget_text} | {outcomes} |")
+        ratio_cell = f" | {peaks[-1] / peaks[0]:.2f}" if len(peaks) > 1 else ""
+        print(f"| {label} | {size:.0f} KiB | {' | '.join(cells)}{ratio_cell} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -138,8 +138,10 @@ class Page:
         return self.pixels[..., 0].astype(np.float32)
 
 
-def decode_image(f: ScanFile, kind: str, voxel_budget: int = limits.MAX_VOXELS) -> list[Page]:
+def decode_image(f: ScanFile, kind: str, voxel_budget: int | None = None) -> list[Page]:
     """Decode all pages of a PNG / JPEG / TIFF file; checks size before decoding pixels."""
+    if voxel_budget is None:  # read at call time, so a lowered limits.MAX_VOXELS applies
+        voxel_budget = limits.MAX_VOXELS
     from PIL import Image
 
     try:

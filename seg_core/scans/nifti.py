@@ -62,12 +62,14 @@ class NiftiVolume:
         return math.prod(self.shape)
 
 
-def open_nifti(f: ScanFile, voxel_budget: int = limits.MAX_VOXELS) -> NiftiVolume:
+def open_nifti(f: ScanFile, voxel_budget: int | None = None) -> NiftiVolume:
     """Parse a NIfTI header, check it against the limits, and wrap the data without decoding it.
 
     A .nii.gz is inflated only as far as the header says the data reaches, and that size is charged
     to the decode budget (:mod:`.budget`) before a byte is inflated.
     """
+    if voxel_budget is None:  # read at call time, so a lowered limits.MAX_VOXELS applies
+        voxel_budget = limits.MAX_VOXELS
     charged = 0
     if f.data.startswith(b"\x1f\x8b"):
         head = gunzip(f.data, f.basename, 4096, partial=True)
