@@ -213,7 +213,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     if not args.model or not args.dataset:
         print("error: give --model and --dataset, or --all for every shipped model", file=sys.stderr)
         return 2
-    result = evaluate(args.model, args.dataset, args.data_root, split=args.split, limit=args.limit or None)
+    result = evaluate(
+        args.model,
+        args.dataset,
+        args.data_root,
+        split=args.split,
+        limit=args.limit or None,
+        workers=args.workers,
+        ray=args.ray,
+        out=args.out or None,
+    )
     if args.write:
         write_test_metrics(result)
     if args.json:
@@ -434,6 +443,9 @@ def _add_evaluate(commands: _Subcommands) -> None:
     evaluate.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
     evaluate.add_argument("--limit", type=int, default=0, help="evaluate only the first N images (volumes)")
     evaluate.add_argument("--write", action="store_true", help="record the figures in weights/<id>/metrics.json")
+    evaluate.add_argument("--workers", type=int, default=1, help="worker processes, each loading the model once (seg_core.batch)")
+    evaluate.add_argument("--ray", default=None, metavar="ADDRESS", help="run on Ray Data: 'auto', HOST:PORT or 'local'")
+    evaluate.add_argument("--out", default="", help="journal finished patients in this folder; a rerun resumes from it")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(handler=_evaluate)
 

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from seg_core.data import DatasetError, Sample, load_split, open_dataset
+from seg_core.batch.splits import GroupEvaluator, split_rows
+from seg_core.data import Sample, load_split, open_dataset
 from seg_core.inference import Segmenter
 from seg_core.metrics import batch_dice, segmentation_metrics, summarize, volume_metrics
 from seg_core.postprocess import PostProcessing
@@ -88,52 +88,6 @@ def iter_predictions(segmenter: Segmenter, dataset, groups: list[str], limit: in
             return
 
 
-@dataclass(frozen=True)
-class GroupEvaluator:
-    """The per-group work of :func:`evaluate` as a :mod:`seg_core.batch` worker factory (picklable).
-
-    Each worker (this process, a pool process or a Ray actor) loads the model and opens the
-    dataset once, then turns ``{"group": ...}`` payloads into :func:`iter_predictions` rows.
-    """
-
-    model: str
-    dataset_name: str
-    data_root: str
-    weights_dir: str
-
-    def __call__(self) -> Callable[[dict[str, Any]], list[dict[str, Any]]]:
-        segmenter = Segmenter(load_model(self.model, self.weights_dir))
-        dataset = open_dataset(self.dataset_name, self.data_root)
-        return lambda payload: list(iter_predictions(segmenter, dataset, [payload["group"]]))
-
-
-def _group_rows(
-    factory: GroupEvaluator, groups: list[str], volumetric: bool, limit: int | None, workers: int, ray: str | None
-) -> list[dict[str, Any]]:
-    """:func:`iter_predictions`' rows of ``groups``, in group order, computed by :func:`seg_core.batch.run_tasks`."""
-    from seg_core.batch import Task, run_tasks
-
-    tasks = [Task(group, {"group": group, "rows": [{"case": group, "group": group}]}) for group in groups]
-    if limit:
-        # A limit is counted in images across groups, in order: only a lazy in-process loop knows
-        # when to stop, so a limited run stays sequential.
-        workers, ray = 1, None
-    by_group: dict[str, list[dict[str, Any]]] = {}
-    counted = 0
-    for task, rows in run_tasks(tasks, factory, workers=workers, ray=ray):
-        failed = [row for row in rows if row.get("status") == "error"]
-        if failed:
-            raise DatasetError(f"evaluating {task.key} of {factory.dataset_name} failed: {failed[0]['error']}")
-        by_group[task.key] = rows
-        counted += 1 if volumetric else len(rows)
-        if limit and counted >= limit:
-            break
-    ordered = [row for group in groups for row in by_group.get(group, [])]
-    if limit and not volumetric:
-        ordered = ordered[:limit]
-    return ordered
-
-
 def evaluate(
     model: str,
     dataset_name: str,
@@ -143,6 +97,7 @@ def evaluate(
     weights_dir: str | Path = WEIGHTS_DIR,
     workers: int = 1,
     ray: str | None = None,
+    out: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate weights ``model`` on ``split`` of a dataset folder; returns summary and per-case rows.
 
@@ -153,6 +108,7 @@ def evaluate(
         limit: stop after this many images (2D datasets) or volumes (volumetric ones); runs sequentially.
         workers: worker processes, each holding the model once (1: this process).
         ray: run on Ray Data instead: ``"local"``, ``"auto"`` or a cluster address.
+        out: a folder to journal finished groups in; a rerun skips those whose files and model are unchanged.
     """
     folder = resolve_weights(model, weights_dir)
     model_id = read_config(folder).get("id", folder.name)  # as LoadedModel.model_id, without loading it here
@@ -161,7 +117,7 @@ def evaluate(
     if not groups:
         raise ValueError(f"no cases of split {split!r} found for {dataset_name} under {data_root}")
     factory = GroupEvaluator(model, dataset_name, str(data_root), str(weights_dir))
-    rows = _group_rows(factory, groups, dataset.volumetric, limit, workers, ray)
+    rows = split_rows(factory, groups, dataset.volumetric, limit, workers, ray, out)
     images = [r for r in rows if r["level"] == "image"]
     result: dict[str, Any] = {
         "model": model_id,

@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 from seg_core.batch import run_cohort
+from seg_core.batch.splits import GroupEvaluator, split_rows
 from seg_core.data import open_dataset
-from seg_core.evaluate import GroupEvaluator, _group_rows, _groups, evaluate, iter_predictions
+from seg_core.evaluate import _groups, evaluate, iter_predictions
 from seg_core.inference import Segmenter
 from seg_core.weights import WEIGHTS_DIR, load_model
 
@@ -98,9 +99,7 @@ def test_split_through_the_batch_path_equals_the_old_loop(data_root: Path) -> No
     dataset = open_dataset("lgg", data_root)
     groups = _groups(dataset, "lgg", "test")[:3]
     old = list(iter_predictions(Segmenter(load_model("unet.lgg")), dataset, groups))
-    new = _group_rows(
-        GroupEvaluator("unet.lgg", "lgg", str(data_root), str(WEIGHTS_DIR)), groups, True, None, workers=2, ray=None
-    )
+    new = split_rows(GroupEvaluator("unet.lgg", "lgg", str(data_root), str(WEIGHTS_DIR)), groups, True, None, workers=2, ray=None)
     assert len(new) == len(old) > len(groups), "per-slice rows and one volume row per patient"
     _same_figures(new, old)
 
@@ -112,3 +111,18 @@ def test_limited_2d_split_equals_the_old_loop(data_root: Path) -> None:
     result = evaluate("unet.figshare", "figshare", data_root, split="test", limit=7)
     assert result["n"] == 7
     _same_figures(result["cases"], old)
+
+
+class _MustNotRun(GroupEvaluator):
+    def __call__(self):
+        raise AssertionError("a journalled group was computed again")
+
+
+def test_split_resumes_from_its_journal(data_root: Path, tmp_path: Path) -> None:
+    dataset = open_dataset("lgg", data_root)
+    groups = _groups(dataset, "lgg", "test")[:2]
+    fields = ("unet.lgg", "lgg", str(data_root), str(WEIGHTS_DIR))
+    first = split_rows(GroupEvaluator(*fields), groups, True, None, workers=1, ray=None, out=tmp_path)
+    again = split_rows(_MustNotRun(*fields), groups, True, None, workers=1, ray=None, out=tmp_path)
+    assert [sorted(row) for row in again] == [sorted(row) for row in first], "the same columns, none of the journal's"
+    _same_figures(again, first)

@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 #: File name endings a scan (or its ground truth) may have; everything else in a folder is ignored.
 SCAN_SUFFIXES = (".nii.gz", ".nii", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".zip", ".gz")
@@ -218,3 +219,17 @@ def input_sha256(case: Case) -> str:
         except OSError as error:  # unreadable: hashed by its message, so the case runs and reports it
             digest.update(f"unreadable: {error}".encode())
     return digest.hexdigest()
+
+
+def group_sha256(dataset: Any, group: str) -> str | None:
+    """:func:`input_sha256` of a dataset adapter's group (a patient's folder, or Figshare's image and mask files).
+
+    None where the adapter does not say which files a group reads (COCO): such a group is never skipped.
+    """
+    if hasattr(dataset, "folder_of"):
+        return input_sha256(Case(group, (str(dataset.folder_of(group)),)))
+    if hasattr(dataset, "case_ids") and hasattr(dataset, "images_dir"):
+        ids = dataset.case_ids(group)
+        files = [str(folder / f"{i}.png") for i in ids for folder in (dataset.images_dir, dataset.masks_dir)]
+        return input_sha256(Case(group, tuple(files)))
+    return None
