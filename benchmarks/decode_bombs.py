@@ -10,8 +10,8 @@ the builder never holds one expanded:
 
 * ``zip zeros``: a ZIP (~1 MB) whose member ``case/slice.dcm`` is 1000 MiB of zeros (under the
   1 GiB unpack cap);
-* ``zip DICM``: the same, but the member starts like a DICOM file (128 bytes, ``DICM``), so no
-  sniff of its first bytes can refuse it: only the byte budget bounds it;
+* ``zip DICM``: the same, but the member starts like a DICOM file (128 bytes, ``DICM``, the File
+  Meta group's first tag), so no sniff of its first bytes can refuse it: only the byte budget bounds it;
 * ``gzip DICM``: a ``.dcm.gz`` (~1 MB) of the same 1000 MiB;
 * ``nii.gz 4096^2x4``: a 260 KB ``.nii.gz`` of 4096x4096x4 float32 zeros (64 Mi voxels, at the
   voxel limit: a valid volume, which loads);
@@ -39,7 +39,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
 BOMB_MIB = 1000
-DICM_HEAD = b"\x00" * 128 + b"DICM"
+#: Preamble, signature and the start of the File Meta group: no sniff of the first bytes can refuse it.
+DICM_HEAD = b"\x00" * 128 + b"DICM\x02\x00"
 
 
 def _zeros(total: int, head: bytes = b"") -> list[bytes]:

@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from malformed import _brain, _nifti_header, _png  # noqa: E402
 
 MIB = 1024 * 1024
-DICM = b"\x00" * 128 + b"DICM"
+#: A DICOM preamble, signature and the first bytes of a File Meta tag: what passes every sniff.
+DICM = b"\x00" * 128 + b"DICM\x02\x00"
 
 
 @pytest.fixture
@@ -66,6 +67,15 @@ def test_a_zip_of_zeros_is_not_inflated(small_budget):
     # Each member was judged from its first 4 KiB (and the DICOM reader tried those 4 KiB): far below
     # the 4 MiB budget, let alone the 128 MiB they expand to.
     assert small_budget.peak <= 4 * 4096
+
+
+def test_a_dicom_signature_followed_by_zeros_is_not_inflated(small_budget):
+    bomb = _zip({"case/slice.dcm": b"\x00" * 128 + b"DICM" + bytes(64 * MIB)})
+    with pytest.raises(ScanError, match="No readable DICOM"):
+        load_scan(bomb, name="signature.zip")
+    assert small_budget.peak <= 4 * 4096
+    with pytest.raises(ScanError, match="DICOM signature but no DICOM header"):
+        load_scan(b"\x00" * 128 + b"DICM" + bytes(4096), name="zeros.dcm")
 
 
 def test_a_zip_member_that_looks_like_a_scan_is_refused_at_the_budget(small_budget):

@@ -843,13 +843,17 @@ def test_zip_with_too_many_members_encrypted_or_empty(monkeypatch):
 def test_gzip_bomb_is_refused(monkeypatch):
     monkeypatch.setattr(limits, "MAX_UNCOMPRESSED", 1024 * 1024)
     # Content that looks like DICOM is decompressed up to the limit, then refused.
-    bomb = gzip.compress(b"\x00" * 128 + b"DICM" + b"\x00" * (8 * 1024 * 1024), compresslevel=1)
+    bomb = gzip.compress(b"\x00" * 128 + b"DICM\x02\x00" + b"\x00" * (8 * 1024 * 1024), compresslevel=1)
     with pytest.raises(ScanError, match="more than"):
         load_scan(bomb, name="scan.dcm.gz")
     # Content that looks like nothing is refused from its first 4 KiB, without decompressing the rest.
     zeros = gzip.compress(b"\x00" * (8 * 1024 * 1024), compresslevel=1)
     with pytest.raises(ScanError, match="not a DICOM file"):
         load_scan(zeros, name="scan.dcm.gz")
+    # A DICOM signature followed by zeros, not by the DICOM header: refused from the first 4 KiB too.
+    signature_only = gzip.compress(b"\x00" * 128 + b"DICM" + b"\x00" * (8 * 1024 * 1024), compresslevel=1)
+    with pytest.raises(ScanError, match="not a DICOM file"):
+        load_scan(signature_only, name="scan.dcm.gz")
     with pytest.raises(ScanError, match="TAR archive"):
         load_scan(gzip.compress(b"a" * 257 + b"ustar" + b"\x00" * 300), name="case.tar.gz")
 

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from . import limits
 from .base import FileGroup
-from .detect import detect, looks_like_raw_dicom, nifti_magic
+from .detect import detect, dicom_meta_follows, looks_like_raw_dicom, nifti_magic
 from .files import JUNK_NAMES, ScanFile, common_folder, strip_ext
 from .limits import SUPPORTED_FORMATS, ScanError, gunzip, human_bytes
 from .scan import Scan
@@ -169,7 +169,11 @@ def _skipped_from_head(name: str, head: bytes) -> bool:
         return True  # not a supported file: detect decides from the first bytes and the name only
     # A nested archive is never read; a file without a signature is tried as DICOM only when it
     # starts like a DICOM data set (as gunzip_file decides for a .gz).
-    return kind == "zip" or (kind == "dicom?" and not looks_like_raw_dicom(head))
+    return (
+        kind == "zip"
+        or (kind == "dicom?" and not looks_like_raw_dicom(head))
+        or (kind == "dicom" and not dicom_meta_follows(head))
+    )
 
 
 def gunzip_file(f: ScanFile, *, strict: bool) -> tuple[str | None, ScanFile]:
@@ -192,7 +196,7 @@ def gunzip_file(f: ScanFile, *, strict: bool) -> tuple[str | None, ScanFile]:
     # text is refused after 4 KiB instead of after MAX_UNCOMPRESSED bytes of memory.
     try:
         head_kind = detect(ScanFile(inner_name, head))
-        if head_kind == "dicom?" and not looks_like_raw_dicom(head):
+        if (head_kind == "dicom?" and not looks_like_raw_dicom(head)) or (head_kind == "dicom" and not dicom_meta_follows(head)):
             raise ScanError(
                 f"'{f.basename}' is gzip-compressed but what it holds is not a DICOM file or any other supported file. "
                 f"Supported: {SUPPORTED_FORMATS}."

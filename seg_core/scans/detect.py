@@ -148,6 +148,12 @@ def detect(f: ScanFile) -> str:
     raise ScanError(f"'{f.basename}' is not a supported file type. Supported: {SUPPORTED_FORMATS}.")
 
 
+def dicom_meta_follows(head: bytes) -> bool:
+    """A DICOM file (Part 10) carries its File Meta group (0002, little endian) right after "DICM";
+    a signature followed by anything else (e.g. zeros) is no DICOM file pydicom could use."""
+    return head[132:134] == b"\x02\x00"
+
+
 def looks_like_raw_dicom(head: bytes) -> bool:
     """A DICOM data set without the 128-byte preamble starts with a group 0002 or 0008 tag (little endian)."""
     return len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00")

@@ -19,6 +19,7 @@ import numpy as np
 from . import limits
 from .base import FileGroup
 from .budget import charge
+from .detect import dicom_meta_follows
 from .files import ScanFile, natural_key
 from .limits import SUPPORTED_FORMATS, ScanError, exception_summary
 from .orientation import volume_scan
@@ -141,6 +142,14 @@ def _read_datasets(files: list[ScanFile], *, single: bool) -> _Datasets:
     found = _Datasets([], 0, [], [])
     for f in sorted(files, key=lambda g: natural_key(g.name)):
         has_preamble = len(f.data) >= 132 and f.data[128:132] == b"DICM"
+        if has_preamble and not dicom_meta_follows(f.data):
+            # pydicom would parse what follows element by element (minutes for a file of zeros).
+            if single:
+                raise ScanError(
+                    f"'{f.basename}' has a DICOM signature but no DICOM header after it; it is damaged or not a DICOM file."
+                )
+            found.unreadable.append(f.basename)
+            continue
         # pydicom copies each element's value out of the file: at most the file's size, charged first.
         charge(len(f.data))
         try:
