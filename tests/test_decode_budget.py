@@ -238,3 +238,27 @@ def test_the_budget_is_set_from_the_environment(monkeypatch):
         budget.default_capacity()
     monkeypatch.delenv(budget.ENV_BUDGET_MB)
     assert budget.DEFAULT_FLOOR <= budget.default_capacity() <= budget.DEFAULT_CAP
+
+
+def test_decode_busy_passes_through_every_reader(small_budget):
+    """No reader's own error handling turns DecodeBusy into a ScanError about the file."""
+    from malformed import _dicom, _tiff16_rgb
+
+    shared = set_decode_budget(1 * MIB, wait_s=0.05)
+    holder = budget.Reservation(shared, "another upload")
+    holder.grow(shared.capacity)
+    uploads = {
+        "slice.png": _png(_brain()),
+        "rgb48.tiff": _tiff16_rgb(),  # decoded by tifffile
+        "slice.dcm": _dicom(_brain().astype(np.int16)),
+        "case.zip": _zip({"case/slice.png": _png(_brain())}),
+        "v.nii.gz": _volume((32, 32, 8)),
+    }
+    try:
+        for name, data in uploads.items():
+            with pytest.raises(DecodeBusy):
+                load_scan(data, name=name)
+    finally:
+        holder.close()
+    assert shared.reserved == 0
+    assert load_scan(uploads["slice.dcm"], name="slice.dcm").array.shape == (1, 1, 64, 64)

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import limits
 from .base import FileGroup
-from .budget import charge
+from .budget import DecodeBusy, charge
 from .detect import IMAGE_KINDS, image_kind
 from .files import ScanFile, strip_ext
 from .limits import ScanError, exception_summary
@@ -239,7 +239,7 @@ def _decode_tiff_fallback(f: ScanFile, voxel_budget: int, first_error: Exception
                 )
             charge(math.prod(shape) * np.dtype(series.dtype).itemsize)
             arr = np.asarray(series.asarray())
-    except ScanError:
+    except (ScanError, DecodeBusy):
         raise
     except Exception as exc:
         raise ScanError(
