@@ -40,25 +40,54 @@ class FaithfulnessVerdict:
         key: its key (``"integrated_gradients"``).
         auc_dice: area under its deletion curve (Dice with the original prediction); lower is better.
         random_auc_dice: the same for deleting pixels in random order.
+        completeness_error: how far its attributions miss the score they explain (Integrated
+            Gradients), or None; above :data:`~seg_core.explain.faithfulness.COMPLETENESS_LIMIT` the
+            sentence says so rather than calling the method best without a word.
+        alternative: the title of the most faithful method whose numbers do add up, when the best
+            ranked one's do not (None otherwise, or when there is no such method).
     """
 
     method: str
     key: str
     auc_dice: float
     random_auc_dice: float
+    completeness_error: float | None = None
+    alternative: str | None = None
 
     @property
     def beats_random(self) -> bool:
         """Whether deleting the method's top pixels destroys the prediction faster than random deletion."""
         return self.auc_dice < self.random_auc_dice
 
+    @property
+    def incomplete(self) -> bool:
+        """Whether the best-ranked method's attributions miss the score by more than the limit."""
+        # Imported here, as in the functions below: seg_core.explain loads torch, which this table module does not need.
+        from seg_core.explain.faithfulness import COMPLETENESS_LIMIT
+
+        return self.completeness_error is not None and self.completeness_error > COMPLETENESS_LIMIT
+
     def sentence(self) -> str:
-        """The verdict in one Markdown sentence."""
+        """The verdict in Markdown: which method, whether it beats random deletion, any caveat, and what faithful means."""
+        from seg_core.explain.faithfulness import COMPLETENESS_LIMIT, DELETION_MEANING
+
         compared = "better than" if self.beats_random else "no better than"
-        return (
-            f"On this slice **{self.method}** explains best: deleting its top pixels destroys the prediction "
-            f"{compared} deleting random pixels."
-        )
+        if not self.incomplete:
+            verdict = (
+                f"On this slice **{self.method}** explains best: deleting its top pixels destroys the prediction "
+                f"{compared} deleting random pixels."
+            )
+        else:
+            # Never "explains best" alone: its attributions do not add up to the score it explains.
+            verdict = (
+                f"On this slice **{self.method}** ranks best on the deletion test (deleting its top pixels destroys "
+                f"the prediction {compared} deleting random pixels), but its completeness error is "
+                f"{self.completeness_error:.1%}, above {COMPLETENESS_LIMIT:.0%}: its attributions do not add up to "
+                "the tumor score, so read its map with care."
+            )
+            if self.alternative:
+                verdict += f" Of the methods without that problem, **{self.alternative}** ranks best."
+        return f"{verdict} {DELETION_MEANING}"
 
 
 def faithfulness_verdict(table: Sequence[dict[str, Any]]) -> FaithfulnessVerdict | None:
@@ -72,8 +101,22 @@ def faithfulness_verdict(table: Sequence[dict[str, Any]]) -> FaithfulnessVerdict
     methods = [row for row in table if row["key"] != RANDOM]
     if reference is None or not methods:
         return None
+    from seg_core.explain.faithfulness import COMPLETENESS_LIMIT
+
     best = min(methods, key=lambda row: row["auc_dice"])  # the first of equals, as a stable sort would give
-    return FaithfulnessVerdict(best["method"], best["key"], float(best["auc_dice"]), float(reference["auc_dice"]))
+    error = best.get("completeness_error")
+    alternative = None
+    if error is not None and error > COMPLETENESS_LIMIT:
+        complete = [row for row in methods if (row.get("completeness_error") or 0.0) <= COMPLETENESS_LIMIT]
+        alternative = min(complete, key=lambda row: row["auc_dice"])["method"] if complete else None
+    return FaithfulnessVerdict(
+        best["method"],
+        best["key"],
+        float(best["auc_dice"]),
+        float(reference["auc_dice"]),
+        None if error is None else float(error),
+        alternative,
+    )
 
 
 def faithfulness_frame(table: Sequence[dict[str, Any]]) -> pd.DataFrame:

@@ -33,19 +33,23 @@ Example:
 from __future__ import annotations
 
 # Each module lists its public names in its own __all__; the package offers exactly those.
-from seg_core.explain import captum, faithfulness, inputs, layers, slice_explanation, spikes
+from seg_core.explain import captum, estimate, faithfulness, inputs, layers, slice_explanation, spike_words, spikes
 from seg_core.explain.captum import *  # noqa: F403
+from seg_core.explain.estimate import *  # noqa: F403
 from seg_core.explain.faithfulness import *  # noqa: F403
 from seg_core.explain.inputs import *  # noqa: F403
 from seg_core.explain.layers import *  # noqa: F403
 from seg_core.explain.slice_explanation import *  # noqa: F403
+from seg_core.explain.spike_words import *  # noqa: F403
 from seg_core.explain.spikes import *  # noqa: F403
 
 __all__ = [
     *captum.__all__,
+    *estimate.__all__,
     *faithfulness.__all__,
     *inputs.__all__,
     *layers.__all__,
     *slice_explanation.__all__,
+    *spike_words.__all__,
     *spikes.__all__,
 ]

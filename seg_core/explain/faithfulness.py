@@ -24,7 +24,26 @@ import torch.nn as nn
 
 from seg_core.explain.inputs import check_input
 
-__all__ = ["DELETION_FRACTIONS", "DeletionCurve", "deletion_curve", "random_deletion_curve"]
+__all__ = [
+    "COMPLETENESS_LIMIT",
+    "DELETION_FRACTIONS",
+    "DELETION_MEANING",
+    "DeletionCurve",
+    "deletion_curve",
+    "random_deletion_curve",
+]
+
+#: What the deletion test measures, in one plain sentence for the reader of a verdict.
+DELETION_MEANING = (
+    "Faithful means the map points at what the model really uses: deleting the pixels it ranks highest "
+    "makes the tumor prediction vanish fastest, so a lower area under the deletion curve is better."
+)
+
+#: Largest completeness error (Integrated Gradients' ``convergence_delta``: how far its attributions
+#: miss the score they explain, relative to it) at which a map is still said to account for the score.
+#: Above it, a method may rank well on the deletion curve but its numbers do not add up, and every
+#: verdict that names it says so.
+COMPLETENESS_LIMIT = 0.10
 
 #: Fractions of the image's pixels deleted at each point of a deletion curve. Tumors cover a few
 #: percent of a slice, so the curve is sampled densely at small fractions.

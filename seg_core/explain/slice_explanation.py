@@ -53,16 +53,19 @@ class SliceExplanation:
     spiking: SpikingExplanation | None = None
 
     def faithfulness_table(self) -> list[dict[str, Any]]:
-        """One row per curve: method, area under the Dice and probability curves (lower is better)."""
+        """One row per curve: method, area under the Dice and probability curves (lower is better), and
+        the completeness error where the method has one (Integrated Gradients; None otherwise)."""
         rows = []
         for method, curve in self.curves.items():
+            attribution = self.attributions.get(method)
             rows.append(
                 {
                     "method": METHOD_INFO[method]["title"] if method in METHOD_INFO else "Random order (reference)",
                     "key": method,
                     "auc_dice": round(curve.auc_dice, 4),
                     "auc_probability": round(curve.auc_probability, 4),
-                    "seconds": round(self.attributions[method].seconds, 2) if method in self.attributions else None,
+                    "seconds": round(attribution.seconds, 2) if attribution is not None else None,
+                    "completeness_error": attribution.convergence_delta if attribution is not None else None,
                 }
             )
         return rows
