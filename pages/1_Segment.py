@@ -10,6 +10,7 @@ from ui.frame import frame
 
 frame("Segment", "Upload a brain MRI slice or volume, choose a model, and look at the tumor it finds.")
 
+from seg_core.display_names import sequence_name  # noqa: E402
 from seg_core.report import report_csv  # noqa: E402
 from seg_core.visualize import (  # noqa: E402
     PLANES,
@@ -66,7 +67,7 @@ if scan.num_channels > 1:
         "Sequence shown",
         range(scan.num_channels),
         index=default_channel,
-        format_func=lambda c: scan.modalities[c],
+        format_func=lambda c: sequence_name(scan.modalities[c]),
         key="segment_channel",
     )
 show_truth = truth is not None and st.checkbox("Show the ground-truth outline (blue)", value=True, key="segment_truth_outline")

@@ -20,7 +20,7 @@ from seg_core.visualize import (  # noqa: E402
     square_pixels,
 )
 from ui.cache import window_limits  # noqa: E402
-from ui.compare import costs, pairwise_agreement, truth_metrics  # noqa: E402
+from ui.compare import cost_table_for_people, costs, pairwise_agreement, truth_metrics  # noqa: E402
 from ui.figures import cost_figure, pairwise_figure  # noqa: E402
 from ui.model_choice import models_picker  # noqa: E402
 from ui.summaries import size_caption  # noqa: E402
@@ -101,7 +101,7 @@ with st.spinner("Profiling models (once per model)..."):
 for failure in failures:
     st.warning(failure)
 if not table.empty:
-    st.dataframe(table, hide_index=True, width="stretch", key="compare_cost_table")
+    st.dataframe(cost_table_for_people(table), hide_index=True, width="stretch", key="compare_cost_table")
     st.plotly_chart(cost_figure(table), key="compare_cost_chart")
     st.caption(
         "Energy is estimated from operation counts at the model's input size (dense MACs at 4.6 pJ, spike-driven "

@@ -13,6 +13,7 @@ frame(
     "for spiking models a look at their spikes and attention over time.",
 )
 
+from seg_core.display_names import layer_names  # noqa: E402
 from seg_core.explain import METHOD_INFO, METHODS, SPIKING_CAPTIONS, default_gradcam_layer  # noqa: E402
 from seg_core.verdict import explained_region, faithfulness_frame, faithfulness_verdict  # noqa: E402
 from seg_core.visualize import apply_window, display_channel  # noqa: E402
@@ -38,7 +39,7 @@ if prediction is None:
     st.stop()
 
 layers = gradcam_layers(active.key, scan, model_id, 0)
-layer_names, layer_labels, default_layer_index = layer_choices(layers, default_gradcam_layer(layers))
+gradcam_layer_ids, layer_labels, default_layer_index = layer_choices(layers, default_gradcam_layer(layers))
 
 with st.form("explain_form"):
     st.markdown("**What to explain** (nothing runs until you press *Explain*)")
@@ -50,10 +51,10 @@ with st.form("explain_form"):
         "Methods", METHODS, default=list(METHODS), format_func=lambda m: METHOD_INFO[m]["title"], key="explain_methods"
     )
     layer = None
-    if layer_names:
+    if gradcam_layer_ids:
         layer = st.selectbox(
             "Grad-CAM layer",
-            layer_names,
+            gradcam_layer_ids,
             index=default_layer_index,
             format_func=lambda name: layer_labels[name],
             key="explain_layer",
@@ -145,9 +146,9 @@ if activity is not None:
         f"{model_id} shows the slice to its spiking neurons for **{steps} time step{'s' if steps > 1 else ''}**. "
         f"On average **{activity.mean_rate:.1%}** of its neurons fire at a given step: most stay silent."
     )
-    labels = {block.name: block.label for block in activity.blocks}
+    labels = layer_names([block.name for block in activity.blocks])
     pick, step_column = st.columns([2, 3])
-    block_name = pick.selectbox("Block", list(labels), format_func=lambda name: f"{labels[name]} ({name})", key="explain_block")
+    block_name = pick.selectbox("Block", list(labels), format_func=labels.get, key="explain_block")
     block = next(b for b in activity.blocks if b.name == block_name)
     step = 0
     if steps > 1:
@@ -188,7 +189,9 @@ if activity is not None:
         )
     lower, upper = st.columns(2)
     with lower:
-        st.plotly_chart(rate_matrix_figure(activity.rate_matrix(), [b.label for b in activity.blocks], step), key="explain_rates")
+        st.plotly_chart(
+            rate_matrix_figure(activity.rate_matrix(), [labels[b.name] for b in activity.blocks], step), key="explain_rates"
+        )
         st.caption("Each row is a block from input (top) to the deepest (bottom); each column a time step. Bright = busy.")
     with upper:
         st.plotly_chart(raster_figure(activity.raster, step if steps > 1 else None), key="explain_raster")

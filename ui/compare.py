@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from seg_core.compare import cost_table, pairwise_dice, truth_table
+from seg_core.display_names import file_description
 from seg_core.inference import Prediction
 from seg_core.scans import Scan
 from ui.cache import inference_cost, memo
@@ -36,6 +37,26 @@ def truth_metrics(key: str, scan: Scan, predictions: dict[str, Prediction], trut
         for name, prediction in predictions.items()
     }
     return truth_table(metrics, scan.spacing_known)
+
+
+#: The cost table's columns as the page shows them (the figure reads the engine's keys).
+COST_COLUMNS = {
+    "energy_mj": "estimated energy per slice (mJ)",
+    "latency_ms": "time per slice (ms)",
+    "this scan (s)": "time on this scan (s)",
+    "backend": "runs on",
+    "source": "cost figures from",
+}
+
+
+def cost_table_for_people(table: pd.DataFrame) -> pd.DataFrame:
+    """The cost table with its columns and sources in words (``energy_mj`` -> "estimated energy per slice (mJ)")."""
+    shown = table.rename(columns=COST_COLUMNS)
+    if "cost figures from" in shown:
+        shown["cost figures from"] = shown["cost figures from"].map(
+            lambda source: file_description(source) if source.endswith(".json") else source
+        )
+    return shown
 
 
 def costs(predictions: dict[str, Prediction]) -> tuple[pd.DataFrame, list[str]]:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from seg_core.display_names import layer_names
 from seg_core.visualize import TRUTH_COLOR, colorize, draw_mask, heatmap_overlay, rescale, resize_to
 from ui.cache import explanation
 from ui.state import EXPLANATIONS, ActiveScan
@@ -108,10 +109,19 @@ def stored_explanation(
 
 
 def layer_choices(layers: list[Any], default: Any | None) -> tuple[list[str], dict[str, str], int]:
-    """Grad-CAM layer names, their labels, and the index of ``default`` (0 without one)."""
+    """Grad-CAM layer names, their labels in words, and the index of ``default`` (0 without one).
+
+    A label reads "first decoder step, fine detail (32 feature maps, 64x64)", never the module path.
+    """
     names = [info.name for info in layers]
-    labels = {info.name: info.label for info in layers}
+    words = layer_names(names)
+    labels = {info.name: f"{words[info.name]} ({info.channels} feature maps, {info.size[0]}x{info.size[1]})" for info in layers}
     return names, labels, names.index(default.name) if default is not None else 0
+
+
+#: Integrated Gradients' completeness error above which its map is flagged (its contributions no longer
+#: add up to the score: more steps make them add up more exactly).
+COMPLETENESS_WARNING = 0.10
 
 
 def attribution_panels(gray: np.ndarray, result: Any, opacity: float, outline: bool) -> list[Panel]:
@@ -123,14 +133,21 @@ def attribution_panels(gray: np.ndarray, result: Any, opacity: float, outline: b
         return draw_mask(picture, region, TRUTH_COLOR, "contour") if outline else picture
 
     panels = [Panel("Scan", outlined(np.repeat(gray[..., None], 3, -1)) if outline else gray)]
+    words = layer_names([info.name for info in result.layers])
     for attribution in result.attributions.values():
         heat = np.clip(resize_to(attribution.heatmap, shape), 0, 1)
         details = f"{attribution.seconds:.1f} s"
         if attribution.layer:
-            details += f" · layer {attribution.layer}"
-        if attribution.convergence_delta is not None:
-            details += f" · completeness error {attribution.convergence_delta:.1%}"
+            details += f" · layer: {words.get(attribution.layer, attribution.layer)}"
         notes = [f"{attribution.caption} ({details})"] + ([f"ℹ️ {attribution.note}"] if attribution.note else [])
+        delta = attribution.convergence_delta
+        if delta is not None and delta > COMPLETENESS_WARNING:
+            notes.append(
+                f"⚠️ Its pixels' contributions miss the model's score by {delta:.0%} (completeness error): read this "
+                "map with care, or raise the number of steps."
+            )
+        elif delta is not None:
+            notes.append(f"Its pixels' contributions add up to the score within {delta:.0%} (completeness error).")
         panels.append(Panel(attribution.title, outlined(heatmap_overlay(gray, heat, opacity=opacity)), notes))
     return panels
 

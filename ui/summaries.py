@@ -54,7 +54,8 @@ def size_metrics(scan: Scan, report: dict[str, Any], seconds: float, backend: st
         figures.append(("Tumor volume", f"{volume:.2f} mL" if volume is not None else f"{report['tumor_pixels']} voxels"))
         figures.append(("Slices with tumor", f"{report['slices_with_tumor']} of {scan.num_slices}"))
     figures.append(("Separate regions", str(report["components"])))
-    figures.append(("Time", f"{seconds * 1000:.0f} ms" + (f" ({backend})" if backend else "")))
+    took = f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"  # "18.5 s", not "18486 ms"
+    figures.append(("Time", took + (f" ({backend})" if backend else "")))
     return figures
 
 

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from seg_core.inference import MODALITY_TITLES, Prediction, Segmenter
+from seg_core.display_names import sequence_list
+from seg_core.inference import Prediction, Segmenter
 from seg_core.scans import Scan, ScanError, load_scan
 from ui.cache import file_key, predict, sample, sample_list, scan_from_upload
 from ui.state import PENDING_SAMPLE, ActiveScan, get_active_scan, set_active_scan, upload_stem
@@ -24,18 +25,29 @@ UPLOAD_HELP = (
     "or the files of one BraTS case (select them together). Nothing you upload is stored."
 )
 SOURCES = ("Upload", "Sample")
+#: The readers' format names (``Scan.source_format``) in words.
+SOURCE_WORDS = {
+    "png": "PNG image",
+    "jpeg": "JPEG image",
+    "tiff": "TIFF image",
+    "nifti": "NIfTI volume",
+    "dicom": "DICOM series",
+    "brats": "BraTS case",
+    "zip": "ZIP of slices",
+}
 
 
 def _describe(scan: Scan) -> str:
     depth, height, width = scan.shape
     size = f"{width}x{height} px" if scan.is_2d else f"{depth} slices of {width}x{height} px"
-    modalities = ", ".join(MODALITY_TITLES.get(m, m) for m in scan.modalities)
+    modalities = sequence_list(scan.modalities)
     if not scan.spacing_known:
         spacing = ", no pixel size recorded"
     else:
         spacing = f", {scan.spacing[1]:.2g} x {scan.spacing[2]:.2g} mm pixels"
         spacing += "" if scan.is_2d else f", {scan.spacing[0]:.2g} mm slices"
-    return f"{scan.source_format or 'scan'}: {size}; {modalities}{spacing}"
+    kind = SOURCE_WORDS.get(scan.source_format, scan.source_format or "scan")
+    return f"{kind}: {size}; {modalities}{spacing}"
 
 
 def _truth_of(scan: Scan) -> np.ndarray | None:
@@ -70,9 +82,9 @@ def scan_picker(page: str) -> ActiveScan | None:
                     logger.exception("unexpected error reading an upload")
                     st.error(f"Could not use this upload: unexpected {type(error).__name__}: {error}")
                     return None
-                active = ActiveScan(
-                    key, scan, _truth_of(scan), scan.name or files[0][0], "upload", upload_stem([n for n, _ in files])
-                )
+                stem = upload_stem([n for n, _ in files])
+                # Named after the files (a multi-file upload has no name of its own: the reader calls it "upload").
+                active = ActiveScan(key, scan, _truth_of(scan), stem, "upload", stem)
                 set_active_scan(active)
     else:
         samples = {info.name: info for info in sample_list(None)}

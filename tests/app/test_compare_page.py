@@ -26,9 +26,11 @@ def test_two_models_side_by_side_with_agreement_truth_metrics_and_cost(weights_e
     assert captions[:2] == ["unet.figshare", SPIKING_TEST_MODEL] and captions[2] == "Agreement map"
     charts = at.get("plotly_chart")
     assert len(charts) == 2  # pairwise agreement and cost
-    cost = table_with(at, "energy_mj")
+    energy, latency = "estimated energy per slice (mJ)", "time per slice (ms)"
+    cost = table_with(at, energy)
     assert list(cost["model"]) == ["unet.figshare", SPIKING_TEST_MODEL]
-    assert (cost["energy_mj"] > 0).all() and (cost["latency_ms"] > 0).all()
+    assert (cost[energy] > 0).all() and (cost[latency] > 0).all()
+    assert not {"energy_mj", "latency_ms"} & set(cost.columns) and "metrics.json" not in set(cost["cost figures from"])
 
     at.file_uploader(key="compare_truth").set_value(("truth.png", png_bytes(tumor_mask()), "image/png")).run()
     assert not at.exception and not at.error

@@ -80,6 +80,7 @@ def test_spiking_model_shows_maps_faithfulness_and_activity_over_time(weights_en
     at.slider(key="explain_step").set_value(3).run()
     at.selectbox(key="explain_block").set_value("stages.2.0").run()
     assert not at.exception
+    assert "stages." not in texts(at.caption) + " ".join(i.proto.imgs[0].caption for i in at.image)  # blocks in words
     assert any("step 3" in image.proto.imgs[0].caption for image in at.image)
 
 
@@ -92,7 +93,7 @@ def test_conventional_model_with_chosen_methods_and_layer(weights_env) -> None:
     assert not at.exception, at.exception
     captions = [image.proto.imgs[0].caption for image in at.image if image.proto.imgs[0].caption]  # not the legend
     assert sorted(captions) == ["Grad-CAM", "Saliency", "Scan"]
-    assert "layer decoders.1" in texts(at.caption)
+    assert "layer: second decoder step" in texts(at.caption) and "decoders.1" not in texts(at.caption)
     assert "Spiking views" in texts(at.caption)
 
 
