@@ -92,7 +92,8 @@ class ResultStore:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.journal = inside(self.out_dir, JOURNAL_NAME)
-        self.rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        # key -> (attempt, rows): the latest attempt of each task only.
+        self.rows: dict[str, tuple[str, list[dict[str, Any]]]] = {}
         if self.journal.exists():
             text = self.journal.read_text(encoding="utf-8")
             if text and not text.endswith("\n"):
@@ -103,19 +104,18 @@ class ResultStore:
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError:
-                    continue  # the line a killed run was writing
-                # A key's rows are journalled together, so a later one replaces an earlier attempt.
-                self.rows.setdefault((row["_key"], row["_attempt"]), []).append(row)
-        latest: dict[str, str] = {}
-        for key, attempt in self.rows:
-            latest[key] = max(latest.get(key, attempt), attempt)
-        self.rows = {(key, attempt): rows for (key, attempt), rows in self.rows.items() if latest[key] == attempt}
+                    continue  # a damaged line: its task runs again
+                attempt, rows = self.rows.get(row["_key"], ("", []))
+                if row["_attempt"] > attempt:  # a later attempt replaces an earlier one
+                    self.rows[row["_key"]] = (row["_attempt"], [row])
+                elif row["_attempt"] == attempt:  # a task's rows are journalled together
+                    rows.append(row)
 
     def done(self, key: str, input_sha256: str | None, model_sha256: str) -> bool:
         """Whether the task ``key`` finished ``ok`` before, on the same input and model bytes."""
-        rows = next((rows for (k, _), rows in self.rows.items() if k == key), None)
+        _, rows = self.rows.get(key, ("", []))
         return (
-            rows is not None
+            bool(rows)
             and input_sha256 is not None
             and all(r.get("status") == "ok" for r in rows)
             and rows[0].get("input_sha256") == input_sha256
@@ -128,8 +128,7 @@ class ResultStore:
 
         attempt = datetime.now(UTC).isoformat(timespec="microseconds")
         rows = [{**{k: _clean(v) for k, v in row.items()}, "_key": key, "_attempt": attempt} for row in rows]
-        self.rows = {k: v for k, v in self.rows.items() if k[0] != key}
-        self.rows[(key, attempt)] = rows
+        self.rows[key] = (attempt, rows)
         with self.journal.open("a", encoding="utf-8") as stream:
             stream.write("".join(json.dumps(row, allow_nan=False) + "\n" for row in rows))
             stream.flush()
@@ -137,9 +136,10 @@ class ResultStore:
 
     def table(self, keys: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """The rows of ``keys`` (default: every task), in that order, without the journal's fields."""
-        by_key = {k: rows for (k, _), rows in self.rows.items()}
-        order = list(keys) if keys is not None else sorted(by_key)
-        return [{k: v for k, v in row.items() if not k.startswith("_")} for key in order for row in by_key.get(key, [])]
+        order = list(keys) if keys is not None else sorted(self.rows)
+        return [
+            {k: v for k, v in row.items() if not k.startswith("_")} for key in order for row in self.rows.get(key, ("", []))[1]
+        ]
 
     def write_tables(self, rows: list[dict[str, Any]], parquet: bool = False) -> list[Path]:
         """``results.csv`` (and ``results.parquet``), replaced atomically; the paths written."""
