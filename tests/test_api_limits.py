@@ -277,3 +277,51 @@ def test_return_freed_memory_gives_fragmented_heap_pages_back() -> None:
     after = resident_bytes()
     assert before - after > 100 * MiB, f"RSS {before / MiB:.0f} -> {after / MiB:.0f} MiB"
     del keep
+
+
+# --------------------------------------------------------------------------------------------
+# The decode budget (seg_core.scans.budget) as the API answers it
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_decode_budget():
+    from seg_core.scans import set_decode_budget
+
+    yield set_decode_budget(8 * MiB, wait_s=0.0)
+    set_decode_budget(None)  # back to the environment's
+
+
+def zip_of_zeros_volume(side: int = 256, depth: int = 128) -> bytes:
+    """A ~30 KB ZIP whose NIfTI member declares and holds side x side x depth float32 zeros (32 MiB)."""
+    import zipfile
+
+    import nibabel as nib
+
+    volume = nib.Nifti1Image(np.zeros((side, side, depth), np.float32), np.eye(4)).to_bytes()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("case/t1c.nii", volume)
+    return buffer.getvalue()
+
+
+def test_an_upload_over_the_whole_decode_budget_is_422(weights_dir: Path, small_decode_budget: Any) -> None:
+    client = TestClient(create_app(weights_dir))
+    answer = client.post("/segment", files=upload("bomb.zip", zip_of_zeros_volume()), data=MODEL)
+    assert answer.status_code == 422 and "decode budget" in answer.json()["detail"], answer.text
+    assert small_decode_budget.reserved == 0  # everything it charged was given back
+
+
+def test_a_full_decode_budget_is_503_with_retry_after_and_shows_in_ready(weights_dir: Path, small_decode_budget: Any) -> None:
+    from seg_core.scans.budget import reservation
+
+    client = TestClient(create_app(weights_dir))
+    image = png_bytes(((np.indices((64, 64)).sum(0) * 3) % 256).astype(np.uint8))
+    with reservation("another upload") as held:
+        held.grow(small_decode_budget.capacity)  # every byte of the budget is taken
+        busy = client.post("/segment", files=upload("slice.png", image), data=MODEL)
+        assert busy.status_code == 503 and "busy" in busy.json()["detail"], busy.text
+        assert int(busy.headers["Retry-After"]) >= 1
+        ready = client.get("/ready").json()
+        assert ready["decode_budget"]["reserved"] == ready["decode_budget"]["capacity"] == 8 * MiB
+    assert client.post("/segment", files=upload("slice.png", image), data=MODEL).status_code == 200

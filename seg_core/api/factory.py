@@ -12,6 +12,7 @@ the readers agree (Starlette's own default is 1000).
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from seg_core.api.admission import AdmissionMiddleware, InferenceQueue
 from seg_core.api.cache import SegmenterCache
 from seg_core.api.routes import health, models, samples, segment
 from seg_core.api.shared import DISCLAIMER, ApiSettings
-from seg_core.scans import ScanError, limits
+from seg_core.scans import DecodeBusy, ScanError, limits
 from seg_core.weights import WEIGHTS_DIR
 
 __all__ = ["DEFAULT_MAX_UPLOAD_BYTES", "MAX_FORM_FIELDS", "create_app"]
@@ -92,6 +93,12 @@ async def _scan_error(request: Request, error: ScanError) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, status_code=422)
 
 
+async def _decode_busy(request: Request, error: DecodeBusy) -> JSONResponse:
+    # Not the file's fault: other uploads hold the process-wide decode budget (seg_core.scans.budget).
+    retry = str(max(1, math.ceil(error.retry_after_s)))
+    return JSONResponse({"detail": str(error)}, status_code=503, headers={"Retry-After": retry})
+
+
 def create_app(
     weights_dir: str | Path = WEIGHTS_DIR,
     *,
@@ -137,6 +144,7 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(ScanError, _scan_error)  # type: ignore[arg-type]
+    app.add_exception_handler(DecodeBusy, _decode_busy)  # type: ignore[arg-type]
     for route_module in (health, models, segment, samples):
         app.include_router(
             route_module.router,

@@ -38,8 +38,8 @@ class Readiness(BaseModel):
     queue: dict[str, int] = Field(
         description="the inference queue: workers, capacity, admitted, running, waiting, refused (429 answers so far)"
     )
-    decode_budget: dict[str, int] | None = Field(
-        default=None, description="bytes of the process-wide decode budget: limit and in use"
+    decode_budget: dict[str, int] = Field(
+        description="bytes of the process-wide decode budget (seg_core.scans.budget): capacity, reserved now, peak"
     )
 
 

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from seg_core import __version__
 from seg_core.api.schemas import Health, Readiness
 from seg_core.api.shared import Inference, Segmenters
+from seg_core.scans import decode_budget
 from seg_core.weights import WeightsError, read_config
 
 router = APIRouter()
@@ -38,11 +39,12 @@ async def ready(segmenters: Segmenters, inference: Inference) -> JSONResponse:
             continue  # e.g. a training job is writing it right now
         loadable.append(model_id)
     queue = inference.snapshot()
+    budget = decode_budget()
     answer = Readiness(
         ready=bool(loadable) and queue["admitted"] < queue["capacity"],
         models=len(loadable),
         loaded=segmenters.loaded_ids(),
         queue=queue,
-        decode_budget=None,
+        decode_budget={"capacity": budget.capacity, "reserved": budget.reserved, "peak": budget.peak},
     )
     return JSONResponse(answer.model_dump(), status_code=200 if answer.ready else 503)

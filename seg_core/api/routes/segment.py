@@ -20,7 +20,7 @@ from seg_core.api.shared import DISCLAIMER, MEDIA_TYPES, ApiSettings, Inference,
 from seg_core.evaluate import json_safe
 from seg_core.inference import Prediction, Segmenter
 from seg_core.matching import ModelFit, choose_model, fit_summary
-from seg_core.scans import SUPPORTED_FORMATS, Scan, ScanError, describe, load_scan, save_mask
+from seg_core.scans import SUPPORTED_FORMATS, DecodeBusy, Scan, ScanError, describe, load_scan, save_mask
 from seg_core.weights import WeightsError
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def _read_scan(files: list[UploadFile], modalities: str | None, limit: int) -> S
     try:
         source = uploads[0][1] if len(uploads) == 1 else uploads
         return load_scan(source, name=uploads[0][0] if len(uploads) == 1 else None, modalities=names)
-    except ScanError:
+    except (ScanError, DecodeBusy):  # 422, and 503 with Retry-After (the factory's handlers)
         raise
     except Exception as error:  # a reader bug must still be a clear 4xx, not a 500 with a traceback
         logger.error("Unexpected %s while reading an upload", type(error).__name__)
