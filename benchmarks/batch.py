@@ -3,6 +3,7 @@
     python benchmarks/batch.py                                   # BraTS 2015 + LGG kaggle_3m, unet.brats + unet.lgg
     python benchmarks/batch.py --repeats 1 --modes sequential,workers
     python benchmarks/batch.py --inputs DIR [DIR ...] --model unet.figshare
+    python benchmarks/batch.py --inputs ../shared/data/lgg/kaggle_3m_128 --model unet.lgg --cases 40   # cohort size
 
 Each repeat runs every mode once, in turn (so a load on the machine falls on all of them alike), into
 a fresh output folder: no resume. Wall time includes everything a user waits for: starting the
@@ -29,6 +30,14 @@ from seg_core.batch.runner import available_cores  # noqa: E402
 DATA_ROOT = Path(os.environ.get("BRAINSEG_DATA_ROOT", Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
 
 
+def first_cases(inputs: list[str], count: int, folder: Path) -> list[str]:
+    """The first ``count`` cases of ``inputs`` as a cohort CSV in ``folder`` (the cohort-size sweep)."""
+    table = folder / f"first-{count}.csv"
+    rows = ["path,case"] + [f"{case.paths[0]},{case.name}" for case in find_cases(inputs)[:count]]
+    table.write_text("\n".join(rows) + "\n")
+    return [str(table)]
+
+
 def run_mode(mode: str, inputs: list[str], models: list[str], workers: int) -> tuple[float, int, int]:
     """(wall seconds, rows, error rows) of one run of ``mode`` into a fresh folder."""
     with tempfile.TemporaryDirectory(prefix=f"batch-{mode}-") as out:
@@ -51,9 +60,12 @@ def main() -> int:
     parser.add_argument("--modes", default="sequential,workers,ray")
     parser.add_argument("--workers", type=int, default=available_cores(), help="processes / Ray actors (default: cores)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cases", type=int, default=0, help="only the first N cases of the inputs (0: all)")
     args = parser.parse_args()
     models = args.model or ["unet.brats", "unet.lgg"]
     modes = [m for m in args.modes.split(",") if m]
+    if args.cases:
+        args.inputs = first_cases(args.inputs, args.cases, Path(tempfile.mkdtemp(prefix="batch-cases-")))
     cases = len(find_cases(args.inputs))
     print(f"{cases} cases x {len(models)} models ({', '.join(models)}) from {', '.join(args.inputs)}")
     print(
@@ -77,7 +89,7 @@ def main() -> int:
             f"| {mode} | {used} | {median:.1f} | {min(walls[mode]):.1f}-{max(walls[mode]):.1f} | {cases * 60 / median:.1f} | "
             f"{pairs * 60 / median:.1f} | {baseline / median:.2f}x |"
         )
-    print(f"\n{pairs} (case, model) pairs a run, {errors} of them error rows (a model lacking a sequence the scan has not).")
+    print(f"\n{pairs} (case, model) pairs a run, {errors} of them error rows (a model needing a sequence the scan lacks).")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 0
 
