@@ -160,8 +160,8 @@ class Segmenter:
         self.backend_preference = backend
         self._backend: Backend | None = None
         self.backend_reason = ""
-        # One forward pass at a time per model: spiking models carry membrane state through a
-        # pass, and a cached model is shared by every session of the app.
+        # Guards the backend's creation, and the torch passes of a model that keeps state on its
+        # modules during a pass (see forward): a cached model is shared by every session of the app.
         self._lock = threading.Lock()
 
     @classmethod

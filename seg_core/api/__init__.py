@@ -7,7 +7,9 @@ interactive docs at ``/docs``)::
 
 Endpoints:
 
-* ``GET /health``: status and version.
+* ``GET /health``: liveness (status and version); ``GET /ready``: readiness (models loadable, the
+  inference queue, the decode budget; 503 when no model loads or the queue is full). Both answer
+  from the event loop, never behind a segmentation.
 * ``GET /models``: trained weights in ``weights/`` with their inputs (modalities, input size) and
   test figures from ``metrics.json``.
 * ``POST /segment``: multipart upload of one file or several (``files``; any input
@@ -18,7 +20,9 @@ Endpoints:
   and test-split cases of the public data sets when ``BRAINSEG_DATA_ROOT`` is set.
 
 Bad input is a 4xx answer carrying the reader's message (422 for a file that cannot be used, 404 for
-an unknown model or sample, 413 for an upload over the size limit), never a 500.
+an unknown model or sample, 413 for an upload over the size limit, counted as it arrives), never a
+500. A busy server says so at once: 429 with ``Retry-After`` when the inference queue is full
+(:mod:`~seg_core.api.admission`), 503 with ``Retry-After`` when other uploads hold the decode budget.
 
 Privacy: uploads are read into memory and dropped with the request (multipart parts over 1 MiB are
 spooled by Starlette to an anonymous temporary file, unlinked from the start and closed when the
@@ -26,10 +30,13 @@ request ends); nothing is written to disk. Logs name the model, the scan's size 
 never file names or header fields (a DICOM's PatientName is never read into a log or an answer).
 
 Segmenters are cached per model id (reloaded when the weights files change on disk) and shared by
-every request; each serialises its forward passes with its own lock, so a spiking model's membrane
-state never crosses requests.
+every request. Passes run concurrently where the model's forward keeps no state on its modules (the
+ONNX Runtime sessions, the spiking ResNets, whose membranes are local to a pass); any other torch
+model serialises its passes with its own lock. After each segmentation the freed heap is handed
+back to the OS (:mod:`~seg_core.api.memory`).
 
-Layout: :mod:`~seg_core.api.factory` builds the application (settings, upload limit, error shape);
+Layout: :mod:`~seg_core.api.factory` builds the application (settings, body limits, error shape);
+:mod:`~seg_core.api.admission` the bounded inference queue; :mod:`~seg_core.api.memory` malloc_trim;
 ``routes/`` holds one router per concern (health, models, segment, samples), each handed the
 settings and the :class:`~seg_core.api.cache.SegmenterCache` as FastAPI dependencies;
 :mod:`~seg_core.api.schemas` the response models; :mod:`~seg_core.api.server` uvicorn.
