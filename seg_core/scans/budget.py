@@ -6,8 +6,10 @@ opens a :class:`Reservation`; the readers :func:`charge` it with the bytes they 
 (the declared size first where a header gives one, then the real bytes as a stream produces them)
 and the reservation is released, whatever happens, when ``load_scan`` returns. A charge that does
 not fit waits for other uploads to finish, at most ``wait_s`` seconds per upload in all, and then
-raises :class:`DecodeBusy` (the server answers 503 with ``Retry-After``). One upload that needs more
-than the whole budget is refused at once with a :class:`~seg_core.scans.limits.ScanError`.
+raises :class:`DecodeBusy` (a server answers it with 503 and ``Retry-After``); when all uploads
+holding bytes wait on each other, the youngest raises it at once, so none waits on a deadlock. One
+upload that needs more than the whole budget is refused at once with a
+:class:`~seg_core.scans.limits.ScanError`.
 
 The capacity is ``BRAINSEG_DECODE_BUDGET_MB`` when set, else a quarter of the memory available when
 first used, between 256 MiB and 1.5 GiB; the wait is ``BRAINSEG_DECODE_WAIT_S`` (default 10 s).
@@ -20,6 +22,7 @@ share as a stream reveals its size, nor tell "busy" from "too large for the whol
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import os
@@ -60,7 +63,12 @@ class DecodeBusy(Exception):  # noqa: N818 - the name the server maps to 503, as
 
 
 class DecodeBudget:
-    """Bytes that uploads being decoded may hold at once, across all threads of the process."""
+    """Bytes that uploads being decoded may hold at once, across all threads of the process.
+
+    Uploads learn their sizes as they go, so one may hold bytes while it waits for more. When every
+    upload holding bytes is waiting, none would ever release any: the youngest of them gives up at
+    once with DecodeBusy (releasing its bytes), and the older ones go on ("wait-die").
+    """
 
     def __init__(self, capacity: int, wait_s: float = DEFAULT_WAIT_S) -> None:
         if capacity <= 0:
@@ -72,6 +80,9 @@ class DecodeBudget:
         self._lock = threading.Condition()
         self._reserved = 0
         self._peak = 0
+        self._holding: set[Reservation] = set()
+        self._waiting: set[Reservation] = set()
+        self._opened = itertools.count()
 
     @property
     def reserved(self) -> int:
@@ -89,21 +100,58 @@ class DecodeBudget:
         with self._lock:
             self._peak = self._reserved
 
-    def acquire(self, nbytes: int, deadline: float) -> None:
-        """Take ``nbytes``, waiting until ``deadline`` (``time.monotonic``) for room; DecodeBusy after."""
-        with self._lock:
-            while self._reserved + nbytes > self.capacity:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise DecodeBusy(max(1.0, self.wait_s), nbytes, self.capacity)
-                self._lock.wait(remaining)
-            self._reserved += nbytes
-            self._peak = max(self._peak, self._reserved)
+    def next_seq(self) -> int:
+        return next(self._opened)
 
-    def release(self, nbytes: int) -> None:
+    def acquire(self, holder: Reservation, nbytes: int) -> None:
+        """Add ``nbytes`` to ``holder``, waiting for room at most the ``holder.wait_left`` seconds.
+
+        Raises DecodeBusy (after giving back all ``holder`` holds) when that wait runs out, or at
+        once when ``holder`` is the youngest of uploads that all wait on each other.
+        """
         with self._lock:
-            self._reserved -= nbytes
-            self._lock.notify_all()
+            if self._reserved + nbytes <= self.capacity:
+                self._take_locked(holder, nbytes)
+                return
+            start = time.monotonic()
+            self._waiting.add(holder)
+            self._lock.notify_all()  # the others re-check whether everyone now waits
+            try:
+                while self._reserved + nbytes > self.capacity:
+                    remaining = holder.wait_left - (time.monotonic() - start)
+                    if remaining <= 0 or self._youngest_stuck() is holder:
+                        needed = holder.held + nbytes
+                        self._release_locked(holder, holder.held)
+                        raise DecodeBusy(max(1.0, self.wait_s), needed, self.capacity)
+                    self._lock.wait(remaining)
+            finally:
+                self._waiting.discard(holder)
+                holder.wait_left = max(0.0, holder.wait_left - (time.monotonic() - start))
+            self._take_locked(holder, nbytes)
+
+    def _take_locked(self, holder: Reservation, nbytes: int) -> None:
+        self._reserved += nbytes
+        holder.held += nbytes
+        self._holding.add(holder)
+        self._peak = max(self._peak, self._reserved)
+
+    def release(self, holder: Reservation, nbytes: int) -> None:
+        with self._lock:
+            self._release_locked(holder, nbytes)
+
+    def _release_locked(self, holder: Reservation, nbytes: int) -> None:
+        nbytes = min(max(nbytes, 0), holder.held)
+        self._reserved -= nbytes
+        holder.held -= nbytes
+        if not holder.held:
+            self._holding.discard(holder)
+        self._lock.notify_all()
+
+    def _youngest_stuck(self) -> Reservation | None:
+        """The youngest upload holding bytes when all that hold bytes are waiting; else None."""
+        if not self._holding or not self._holding <= self._waiting:
+            return None
+        return max(self._holding, key=lambda h: h.seq)
 
 
 class Reservation:
@@ -112,8 +160,9 @@ class Reservation:
     def __init__(self, budget: DecodeBudget, name: str) -> None:
         self.budget = budget
         self.name = name
-        self.held = 0
-        self._deadline: float | None = None  # set at the first wait: the wait is bounded per upload
+        self.held = 0  # changed by the budget, under its lock
+        self.seq = budget.next_seq()  # opening order: the youngest gives way when all wait
+        self.wait_left = budget.wait_s  # seconds this upload may still wait, in all its grows
 
     def grow(self, nbytes: int) -> None:
         """Hold ``nbytes`` more; ScanError when the upload alone exceeds the budget, DecodeBusy on timeout."""
@@ -126,17 +175,12 @@ class Reservation:
                 f"budget ({human_bytes(self.budget.capacity)}, shared by all uploads at once); it was refused. "
                 "Upload one scan at a time."
             )
-        if self._deadline is None:
-            self._deadline = time.monotonic() + self.budget.wait_s
-        self.budget.acquire(nbytes, self._deadline)
-        self.held = total
+        self.budget.acquire(self, nbytes)
 
     def shrink(self, nbytes: int) -> None:
         """Give back bytes the upload no longer holds (a buffer freed, a declared size not reached)."""
-        nbytes = min(max(nbytes, 0), self.held)
-        if nbytes:
-            self.held -= nbytes
-            self.budget.release(nbytes)
+        if nbytes > 0 and self.held:
+            self.budget.release(self, nbytes)
 
     def close(self) -> None:
         self.shrink(self.held)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 import struct
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -20,6 +19,7 @@ from . import limits
 from .base import FileGroup
 from .budget import charge
 from .detect import dicom_meta_follows
+from .dicom_pixels import as_float, decode_frames
 from .files import ScanFile, natural_key
 from .limits import SUPPORTED_FORMATS, ScanError, exception_summary
 from .orientation import volume_scan
@@ -95,7 +95,7 @@ def _read_dicom(files: list[ScanFile], case_name: str, *, single: bool) -> Scan:
         notes.append(order_note)
     if duplicates:
         notes.append(f"dropped {duplicates} slice(s) repeated at the same position")
-    pixels = _decode_frames(chosen)  # (n, rows, cols) float32
+    pixels = decode_frames(chosen)  # (n, rows, cols) float32
     first = chosen[0]
     if first.pixel_spacing is None:
         notes.append("pixel spacing not given; assumed 1 mm")
@@ -240,15 +240,15 @@ def _series_affine(chosen: list[_Frame], slice_step: float) -> np.ndarray:
 def _dicom_frames(fname: str, ds: Any) -> list[_Frame]:
     """One _Frame per 2D image in a dataset (classic single-frame or enhanced multi-frame)."""
     n = int(ds.get("NumberOfFrames", 1) or 1)
-    thickness = _float(ds.get("SliceThickness"))
-    between = _float(ds.get("SpacingBetweenSlices"))
+    thickness = as_float(ds.get("SliceThickness"))
+    between = as_float(ds.get("SpacingBetweenSlices"))
     base = {
         "position": _vector(ds.get("ImagePositionPatient"), 3),
         "orientation": _vector(ds.get("ImageOrientationPatient"), 6),
         "pixel_spacing": _pair(ds.get("PixelSpacing")),
-        "slope": _float(ds.get("RescaleSlope")) or 1.0,
-        "intercept": _float(ds.get("RescaleIntercept")) or 0.0,
-        "instance": int(_float(ds.get("InstanceNumber")) or 0),
+        "slope": as_float(ds.get("RescaleSlope")) or 1.0,
+        "intercept": as_float(ds.get("RescaleIntercept")) or 0.0,
+        "instance": int(as_float(ds.get("InstanceNumber")) or 0),
     }
     if n == 1 and "PerFrameFunctionalGroupsSequence" not in ds:
         return [_Frame(fname, ds, None, thickness=thickness, between=between, **base)]
@@ -268,12 +268,12 @@ def _dicom_frames(fname: str, ds: Any) -> list[_Frame]:
         measures = _functional_item(ds, i, "PixelMeasuresSequence")
         if measures is not None:
             info["pixel_spacing"] = _pair(measures.get("PixelSpacing")) or info["pixel_spacing"]
-            frame_thickness = _float(measures.get("SliceThickness")) or thickness
-            frame_between = _float(measures.get("SpacingBetweenSlices")) or between
+            frame_thickness = as_float(measures.get("SliceThickness")) or thickness
+            frame_between = as_float(measures.get("SpacingBetweenSlices")) or between
         transform = _functional_item(ds, i, "PixelValueTransformationSequence")
         if transform is not None:
-            info["slope"] = _float(transform.get("RescaleSlope")) or 1.0
-            info["intercept"] = _float(transform.get("RescaleIntercept")) or 0.0
+            info["slope"] = as_float(transform.get("RescaleSlope")) or 1.0
+            info["intercept"] = as_float(transform.get("RescaleIntercept")) or 0.0
         frames.append(_Frame(fname, ds, i, thickness=frame_thickness, between=frame_between, **info))
     return frames
 
@@ -330,92 +330,6 @@ def _sort_frames(frames: list[_Frame]) -> tuple[list[_Frame], str, float, int]:
     if np.abs(steps - step).max() > 0.1 * step + 1e-3:
         note = "slice positions are unevenly spaced (missing slices?); using the median spacing"
     return kept, note, step, duplicates
-
-
-def _decode_frames(frames: list[_Frame]) -> np.ndarray:
-    """Decode pixel data (each dataset once) and apply RescaleSlope / RescaleIntercept per frame.
-
-    The frames are written into one float32 volume allocated (and charged to the decode budget) up
-    front, and each dataset's decoded pixels are dropped after its last frame, so the peak is the
-    volume plus one dataset's pixels rather than every frame twice.
-    """
-    rows, cols = int(frames[0].dataset.Rows), int(frames[0].dataset.Columns)
-    charge(len(frames) * rows * cols * 4)
-    out = np.empty((len(frames), rows, cols), dtype=np.float32)
-    uses_left: dict[int, int] = {}
-    for fr in frames:
-        uses_left[id(fr.dataset)] = uses_left.get(id(fr.dataset), 0) + 1
-    cache: dict[int, np.ndarray] = {}
-    for slot, fr in enumerate(frames):
-        key = id(fr.dataset)
-        if key not in cache:
-            cache[key] = _dicom_pixels(fr.source, fr.dataset)
-        pixels = cache[key]
-        image = pixels[fr.index] if fr.index is not None and pixels.ndim == 3 else pixels
-        if image.ndim != 2:
-            raise ScanError(f"'{fr.source}' has an unexpected pixel layout {image.shape}; only grayscale DICOM is supported.")
-        if image.shape != (rows, cols):
-            raise ScanError("The DICOM slices do not all have the same size; upload one series at a time.")
-        np.multiply(image, np.float32(fr.slope), out=out[slot], casting="unsafe")
-        out[slot] += np.float32(fr.intercept)
-        uses_left[key] -= 1
-        if not uses_left[key]:
-            del cache[key], pixels, image
-    return out
-
-
-def _dicom_pixels(fname: str, ds: Any) -> np.ndarray:
-    from pydicom.uid import ImplicitVRLittleEndian
-
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None and "TransferSyntaxUID" not in meta:
-        meta.TransferSyntaxUID = ImplicitVRLittleEndian  # what a preamble-less file most likely is
-    ts = meta.get("TransferSyntaxUID") if meta is not None else None
-    try:
-        compressed = ts is not None and ts.is_compressed
-    except ValueError:  # pydicom: "UID is not a transfer syntax"
-        raise ScanError(
-            f"'{fname}' names an unknown transfer syntax; the file is damaged or not a standard DICOM image."
-        ) from None
-    if compressed and not _dicom_decoder_available(ts):
-        raise ScanError(
-            f"'{fname}' is compressed with {ts.name}, which this installation cannot decode. Export the series "
-            "uncompressed (Explicit VR Little Endian), or ask for a DICOM decoder (pylibjpeg or GDCM) to be installed."
-        )
-    try:
-        frames = int(_float(ds.get("NumberOfFrames")) or 1)
-        declared = int(ds.Rows) * int(ds.Columns) * max(frames, 1) * int(ds.get("SamplesPerPixel", 1) or 1)
-    except (AttributeError, TypeError, ValueError, OverflowError):
-        raise ScanError(f"'{fname}' has damaged image dimensions (Rows, Columns or NumberOfFrames).") from None
-    if declared > limits.MAX_VOXELS:
-        raise ScanError(f"'{fname}' declares {declared:,} pixel values; at most {limits.MAX_VOXELS:,} are supported.")
-    bits = int(_float(ds.get("BitsAllocated")) or 16)
-    charge(declared * max(1, min(bits, 64) // 8))  # the decoded pixels, before pydicom allocates them
-    try:
-        return np.asarray(ds.pixel_array)
-    except Exception as exc:
-        raise ScanError(
-            f"The image data of '{fname}' could not be decoded ({exception_summary(exc)}); the file may be truncated or damaged."
-        ) from None
-
-
-def _dicom_decoder_available(ts: Any) -> bool:
-    try:
-        from pydicom.pixels import get_decoder
-
-        return bool(get_decoder(ts).is_available)
-    except Exception:  # unknown / private transfer syntax
-        return False
-
-
-def _float(value: Any) -> float | None:
-    try:
-        if value is None or value == "":
-            return None
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
 
 
 def _vector(value: Any, n: int) -> np.ndarray | None:
