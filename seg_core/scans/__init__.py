@@ -34,7 +34,8 @@ it full waits a bounded time and then raises :class:`DecodeBusy` (not a ScanErro
 
 The package holds one reader per format behind a small registry (:mod:`.registry`, the way MONAI's
 ``LoadImage`` picks an ImageReader): :mod:`.images` (PNG / JPEG / TIFF), :mod:`.lgg` (stacks of
-slices with masks), :mod:`.nifti`, :mod:`.brats`, :mod:`.dicom`, :mod:`.archive` (ZIP, gzip).
+slices with masks), :mod:`.nifti`, :mod:`.brats`, :mod:`.dicom` (pixels in :mod:`.dicom_pixels`),
+:mod:`.archive` (ZIP, gzip). :mod:`.budget` is the decode budget all uploads share in bytes.
 :mod:`.limits` holds what every reader shares (the error type, the size limits, bounded
 decompression, the final checks), :mod:`.scan` the :class:`Scan` dataclass, :mod:`.files` the
 collection of an upload into in-memory files, :mod:`.detect` the format sniffing,
