@@ -14,7 +14,7 @@ frame(
 )
 
 from seg_core.display_names import layer_names  # noqa: E402
-from seg_core.explain import METHOD_INFO, METHODS, SPIKING_CAPTIONS, default_gradcam_layer  # noqa: E402
+from seg_core.explain import METHOD_INFO, METHODS, SPIKING_CAPTIONS, default_gradcam_layer, describe_spiking  # noqa: E402
 from seg_core.verdict import explained_region, faithfulness_frame, faithfulness_verdict  # noqa: E402
 from seg_core.visualize import apply_window, display_channel  # noqa: E402
 from ui.cache import gradcam_layers, window_limits  # noqa: E402
@@ -22,6 +22,7 @@ from ui.explain_view import (  # noqa: E402
     attribution_panels,
     colour_legend,
     compute_explanation,
+    explanation_estimate,
     layer_choices,
     missing_methods,
     spiking_maps,
@@ -41,7 +42,9 @@ if prediction is None:
 layers = gradcam_layers(active.key, scan, model_id, 0)
 gradcam_layer_ids, layer_labels, default_layer_index = layer_choices(layers, default_gradcam_layer(layers))
 
-with st.form("explain_form"):
+# No st.form: the choices rerun the page, which is cheap (nothing is explained until the button), and the
+# time estimate follows them.
+with st.container(border=True):
     st.markdown("**What to explain** (nothing runs until you press *Explain*)")
     index = 0
     if scan.num_slices > 1:
@@ -67,10 +70,20 @@ with st.form("explain_form"):
         key="explain_steps",
         help="More steps: attributions that add up to the score more exactly, at proportionally more time.",
     )
-    submitted = st.form_submit_button("Explain", type="primary")
+    pending = missing_methods(active, model_id, index, methods, layer, n_steps)
+    button, expected = st.columns([1, 4], vertical_alignment="center")
+    submitted = button.button("Explain", type="primary", key="explain_run", disabled=not pending)
+    if pending:
+        estimate = explanation_estimate(active, model_id, index, pending, n_steps)
+        expected.caption(
+            f"{len(pending)} method{'s' if len(pending) > 1 else ''} to compute: {estimate.words()} on this machine now "
+            "(estimated from a few timed passes of the model; a busy CPU can take twice as long)."
+        )
+    elif methods:
+        expected.caption("Everything chosen is computed already (kept for this scan until you load another).")
 
-if submitted and methods:
-    compute_explanation(active, model_id, index, methods, layer, n_steps)
+if submitted and pending:
+    compute_explanation(active, model_id, index, methods, layer, n_steps, estimate)
 result = stored_explanation(active, model_id, index, methods, layer, n_steps)
 if result is None:
     st.info(
@@ -78,7 +91,7 @@ if result is None:
         + ("" if methods else "Choose at least one method first.")
     )
     st.stop()
-if pending := missing_methods(active, model_id, index, methods, layer, n_steps):
+if pending:
     names = ", ".join(METHOD_INFO[m]["title"] for m in pending)
     st.caption(f"Not computed yet with these settings: {names}. Press *Explain* to add them.")
 
@@ -146,6 +159,7 @@ if activity is not None:
         f"{model_id} shows the slice to its spiking neurons for **{steps} time step{'s' if steps > 1 else ''}**. "
         f"On average **{activity.mean_rate:.1%}** of its neurons fire at a given step: most stay silent."
     )
+    st.markdown("**Which blocks and time steps matter here:** " + describe_spiking(activity, result.region).text)
     labels = layer_names([block.name for block in activity.blocks])
     pick, step_column = st.columns([2, 3])
     block_name = pick.selectbox("Block", list(labels), format_func=labels.get, key="explain_block")

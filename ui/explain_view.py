@@ -6,6 +6,7 @@ resized to the slice (OpenCV, :func:`seg_core.visualize.resize_to`) and drawn ov
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -14,7 +15,7 @@ import streamlit as st
 
 from seg_core.display_names import layer_names
 from seg_core.visualize import TRUTH_COLOR, colorize, draw_mask, heatmap_overlay, rescale, resize_to
-from ui.cache import explanation
+from ui.cache import explanation, memo, segmenter
 from ui.state import EXPLANATIONS, ActiveScan
 
 
@@ -56,19 +57,46 @@ def missing_methods(
     return [m for m in methods if _method_key(active, model_id, index, m, layer, n_steps) not in store]
 
 
+def explanation_estimate(active: ActiveScan, model_id: str, index: int, methods: list[str], n_steps: int) -> Any:
+    """How long explaining ``methods`` will take (:func:`seg_core.explain.estimate_explanation`), once per settings.
+
+    The probe times a few passes of the model (about a second), far less than the explanation itself.
+    """
+    from seg_core.explain import estimate_explanation
+
+    spiking = (active.key, model_id, index) not in _session_store(active)  # recorded once per slice
+    return memo(
+        ("explain_estimate", model_id, tuple(methods), n_steps, spiking),
+        lambda: estimate_explanation(segmenter(model_id), tuple(methods), n_steps=n_steps, spiking=spiking),
+    )
+
+
 def compute_explanation(
-    active: ActiveScan, model_id: str, index: int, methods: list[str], layer: str | None, n_steps: int
+    active: ActiveScan,
+    model_id: str,
+    index: int,
+    methods: list[str],
+    layer: str | None,
+    n_steps: int,
+    estimate: Any | None = None,
 ) -> None:
-    """Explain the methods not computed yet (with a progress bar) and keep each in the session, per method."""
+    """Explain the methods not computed yet (with a progress bar) and keep each in the session, per method.
+
+    ``estimate`` (:func:`explanation_estimate`) puts the expected time of each step beside the bar.
+    """
     store = _session_store(active)
     missing = missing_methods(active, model_id, index, methods, layer, n_steps)
     base_key = (active.key, model_id, index)
     if not missing:
         return
-    bar = st.progress(0.0, text="Explaining...")
+    expected = f" (expected: {estimate.words()})" if estimate is not None else ""
+    bar = st.progress(0.0, text=f"Explaining{expected}...")
+    started = time.perf_counter()
 
     def tick(done: int, total: int, label: str) -> None:
-        bar.progress(min(done / max(total, 1), 1.0), text=f"Explaining: {label} ({done} of {total} steps done)")
+        elapsed = time.perf_counter() - started
+        text = f"Explaining: {label} ({done} of {total} steps done, {elapsed:.0f} s{expected})"
+        bar.progress(min(done / max(total, 1), 1.0), text=text)
 
     need_spiking = base_key not in store
     try:
@@ -119,11 +147,6 @@ def layer_choices(layers: list[Any], default: Any | None) -> tuple[list[str], di
     return names, labels, names.index(default.name) if default is not None else 0
 
 
-#: Integrated Gradients' completeness error above which its map is flagged (its contributions no longer
-#: add up to the score: more steps make them add up more exactly).
-COMPLETENESS_WARNING = 0.10
-
-
 def attribution_panels(gray: np.ndarray, result: Any, opacity: float, outline: bool) -> list[Panel]:
     """The slice and each method's heat map over it ``(H, W, 3)``, the explained region outlined when asked."""
     shape = gray.shape
@@ -140,14 +163,6 @@ def attribution_panels(gray: np.ndarray, result: Any, opacity: float, outline: b
         if attribution.layer:
             details += f" · layer: {words.get(attribution.layer, attribution.layer)}"
         notes = [f"{attribution.caption} ({details})"] + ([f"ℹ️ {attribution.note}"] if attribution.note else [])
-        delta = attribution.convergence_delta
-        if delta is not None and delta > COMPLETENESS_WARNING:
-            notes.append(
-                f"⚠️ Its pixels' contributions miss the model's score by {delta:.0%} (completeness error): read this "
-                "map with care, or raise the number of steps."
-            )
-        elif delta is not None:
-            notes.append(f"Its pixels' contributions add up to the score within {delta:.0%} (completeness error).")
         panels.append(Panel(attribution.title, outlined(heatmap_overlay(gray, heat, opacity=opacity)), notes))
     return panels
 

@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from seg_core.explain import METHOD_INFO, DeletionCurve, SpikeRaster
+from seg_core.explain import METHOD_INFO, SPIKE_RATE_COLORSCALE, DeletionCurve, SpikeRaster
 
 COLORS = ["#e4572e", "#17bebb", "#ffc914", "#76b041", "#7b5ea7", "#2e86ab"]
 SMALL = {"margin": {"l": 10, "r": 10, "t": 36, "b": 10}}
@@ -99,9 +99,9 @@ def rate_matrix_figure(matrix: np.ndarray, labels: Sequence[str], step: int | No
             z=matrix,
             x=[f"t={t}" for t in range(matrix.shape[1])],
             y=list(labels),
-            colorscale="Inferno",
+            colorscale=SPIKE_RATE_COLORSCALE,
             zmin=0,
-            colorbar={"title": "rate"},
+            colorbar={"title": "share firing<br>(dark = silent)"},
             hovertemplate="%{y}, %{x}: %{z:.3f}<extra></extra>",
         )
     )
@@ -131,7 +131,13 @@ def animated_maps(maps: np.ndarray, title: str, zmax: float | None = None) -> go
     """A map per time step ``(T, h, w)`` with a play button and a step slider (plotly animation)."""
     maps = np.asarray(maps, dtype=float)
     top = float(zmax if zmax is not None else max(maps.max(), 1e-6))
-    heat = {"colorscale": "Inferno", "zmin": 0, "zmax": top, "showscale": True}
+    heat = {
+        "colorscale": SPIKE_RATE_COLORSCALE,
+        "zmin": 0,
+        "zmax": top,
+        "showscale": True,
+        "colorbar": {"title": "dark = silent"},
+    }
     figure = go.Figure(
         data=[go.Heatmap(z=maps[0], **heat)],
         frames=[go.Frame(data=[go.Heatmap(z=m, **heat)], name=str(t)) for t, m in enumerate(maps)],

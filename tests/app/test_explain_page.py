@@ -41,6 +41,7 @@ def test_nothing_is_explained_before_the_button_nor_on_a_model_switch(weights_en
     at = upload(app_test(PAGE), "unet.figshare")
     assert not at.exception, at.exception
     assert explain_calls == [] and "press *Explain*" in texts(at.info)
+    assert "4 methods to compute: " in texts(at.caption) and "on this machine now" in texts(at.caption)  # the estimate
     at.selectbox(key="explain_model").set_value(SPIKING_TEST_MODEL).run()
     assert not at.exception and explain_calls == [] and not at.image
     at.multiselect(key="explain_methods").set_value(["saliency"])
@@ -76,6 +77,7 @@ def test_spiking_model_shows_maps_faithfulness_and_activity_over_time(weights_en
     table = table_with(at, "area under Dice curve")
     assert "Random order (reference)" in set(table["method"])
     assert "time steps" in texts(at.markdown) and "most stay silent" in texts(at.markdown)
+    assert "Which blocks and time steps matter here:** " in texts(at.markdown)  # the engine's summary in words
     # Stepping through time and changing block redraws from the stored result.
     at.slider(key="explain_step").set_value(3).run()
     at.selectbox(key="explain_block").set_value("stages.2.0").run()
