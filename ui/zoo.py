@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from seg_core.display_names import dataset_name, sequence_list
 from seg_core.leaderboard import read_leaderboard
 from seg_core.models import get_spec, list_models
 
@@ -105,8 +106,8 @@ def shipped_models_table(weights: list[str]) -> pd.DataFrame:
                 "model": model_id,
                 "architecture": spec.title,
                 "spiking": "yes" if spec.spiking else "no",
-                "sequences": ", ".join(config.get("modalities", [])),
-                "trained on": config.get("dataset", ""),
+                "sequences": sequence_list(config.get("modalities", [])),
+                "trained on": dataset_name(str(config.get("dataset", ""))),
             }
         )
     return pd.DataFrame(rows, columns=["model", "architecture", "spiking", "sequences", "trained on"])
