@@ -123,7 +123,7 @@ def _same_sequences(scan: Scan, kind: str, modalities: list[str]) -> bool:
 
 def _test_figure(folder: Path, dataset: str) -> float | None:
     """The leaderboard's primary test figure of a weights folder (None when not measured)."""
-    from seg_core.leaderboard import PRIMARY, _volumetric
+    from seg_core.data import DATASETS
 
     path = folder / METRICS_NAME
     if not path.exists():
@@ -133,7 +133,10 @@ def _test_figure(folder: Path, dataset: str) -> float | None:
     except (json.JSONDecodeError, AttributeError):
         log.warning("%s is not valid JSON; its model is ranked without a test figure", path)
         return None
-    if PRIMARY[_volumetric(dataset)] == "volume_dice":
+    adapter = DATASETS.get(dataset)
+    if adapter is not None and adapter.volumetric:
+        # Per patient, as seg_core.leaderboard ranks volume data sets (per slice, every empty slice
+        # predicted empty would count as a perfect 1).
         value = (test.get("per_volume") or {}).get("dice_mean")
     else:
         value = test.get("dice_mean")

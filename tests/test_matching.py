@@ -214,3 +214,17 @@ def test_rest_api_model_auto_chooses_and_says_why(tmp_path: Path):
     assert refused.status_code == 422 and "No trained model can run" in refused.text
     # A named model is unchanged: no choice reported.
     assert client.post("/segment", files=files, data={"model": "unet.figshare"}).json()["model_choice"] is None
+
+
+def test_test_figures_are_the_leaderboards_primary_figures():
+    from seg_core.weights import read_leaderboard
+
+    board = read_leaderboard(WEIGHTS_DIR)
+    if not board:
+        pytest.skip("no leaderboard shipped")
+    primary = {row["id"]: row["primary_mean"] for row in board["rows"]}
+    fits = {fit.model_id: fit.test_dice for fit in rank_models(GRAY_SLICE)}
+    common = set(primary) & set(fits)
+    assert common
+    for model_id in common:
+        assert fits[model_id] == pytest.approx(primary[model_id]), model_id
