@@ -217,14 +217,12 @@ def test_rest_api_model_auto_chooses_and_says_why(tmp_path: Path):
 
 
 def test_test_figures_are_the_leaderboards_primary_figures():
-    from seg_core.weights import read_leaderboard
+    # Against the leaderboard's own row, computed from each folder's metrics.json now (the committed
+    # leaderboard.json may lag a weights folder that is being retrained).
+    from seg_core.leaderboard import leaderboard_row
 
-    board = read_leaderboard(WEIGHTS_DIR)
-    if not board:
-        pytest.skip("no leaderboard shipped")
-    primary = {row["id"]: row["primary_mean"] for row in board["rows"]}
-    fits = {fit.model_id: fit.test_dice for fit in rank_models(GRAY_SLICE)}
-    common = set(primary) & set(fits)
-    assert common
-    for model_id in common:
-        assert fits[model_id] == pytest.approx(primary[model_id]), model_id
+    fits = rank_models(GRAY_SLICE)
+    if not fits:
+        pytest.skip("no shipped weights")
+    for fit in fits:
+        assert fit.test_dice == pytest.approx(leaderboard_row(fit.model_id)["primary_mean"]), fit.model_id
