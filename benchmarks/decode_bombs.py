@@ -17,6 +17,8 @@ the builder never holds one expanded:
   voxel limit: a valid volume, which loads);
 * ``4 x zip DICM``: four threads of one process each reading the ``zip DICM`` bomb at once.
 
+``--data-root DIR`` adds what real cases (a BraTS 2018 and 2015 case, an LGG stack, a Figshare
+slice) reserve of the decode budget at their peak, read in this process with the current tree.
 ``BRAINSEG_DECODE_BUDGET_MB`` (``--budget-mb``) sets the process-wide decode budget of the children;
 ``--code DIR`` measures another seg_core tree (e.g. ``git archive <commit> seg_core | tar -x -C DIR``), so
 before and after print side by side; a child past ``--timeout`` is stopped and its peak so far shown.
@@ -198,6 +200,25 @@ def run_child(paths: list[Path], env: dict[str, str], timeout_s: float) -> dict:
     return json.loads(lines[-1])
 
 
+def case_reservations(data_root: Path) -> None:
+    """What real cases reserve of the decode budget at their peak (the default budget's headroom)."""
+    from seg_core.scans import load_scan, set_decode_budget
+
+    candidates = [
+        next((p for p in sorted((data_root / "brats2018").glob("*")) if p.is_dir()), None),
+        next((p for p in sorted((data_root / "brats2015").glob("*")) if p.is_dir()), None),
+        next((p for p in sorted((data_root / "lgg" / "kaggle_3m").glob("*")) if p.is_dir()), None),
+        next(iter(sorted((data_root / "figshare" / "images").glob("*.png"))), None),
+    ]
+    print("\n| real case | array shape | array MiB | peak reserved MiB |")
+    print("|---|---|---|---|")
+    for case in (c for c in candidates if c is not None):
+        roomy = set_decode_budget(8 * 1024 * MIB, wait_s=0.0)
+        scan = load_scan(case)
+        shape = tuple(scan.array.shape)
+        print(f"| {case.relative_to(data_root)} | {shape} | {scan.array.nbytes / MIB:.0f} | {roomy.peak / MIB:.0f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1)
@@ -208,6 +229,7 @@ def main() -> None:
     parser.add_argument(
         "--code", type=Path, nargs="+", default=[REPO], help="seg_core trees to measure side by side (e.g. an older export)"
     )
+    parser.add_argument("--data-root", type=Path, default=None, help="also print what real cases here reserve")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -247,6 +269,9 @@ def main() -> None:
         size = sum(f.stat().st_size for f in files) / len(files) / 1024
         ratio_cell = f" | {peaks[-1] / peaks[0]:.2f}" if len(peaks) > 1 else ""
         print(f"| {label} | {size:.0f} KiB | {' | '.join(cells)}{ratio_cell} |", flush=True)
+    if args.data_root is not None:
+        sys.path.insert(0, str(REPO))
+        case_reservations(args.data_root)
 
 
 if __name__ == "__main__":
