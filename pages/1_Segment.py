@@ -45,32 +45,36 @@ with st.expander("Ground truth (optional)", expanded=False):
         st.caption("Upload the scan's expert mask to see Dice, IoU and HD95 and its outline over the image.")
     elif truth is active.truth:
         st.caption("Using the ground truth that came with the scan.")
-controls = st.columns([2, 2, 2, 3])
+# What to look at in one row; how it is drawn in an expander, so the image stays near the top of the page.
+view = st.columns([3, 3, 2], vertical_alignment="bottom")
 plane = "axial"
 if not scan.is_2d:
-    plane = controls[0].radio("Plane", PLANES, horizontal=True, key="segment_plane")
-style = controls[1].radio("Overlay", ["fill", "contour"], horizontal=True, key="segment_style")
-opacity = controls[2].slider("Opacity", 0.0, 1.0, 0.45, 0.05, key="segment_opacity")
-lower, upper = controls[3].slider(
-    "Intensity window (percentiles)",
-    0.0,
-    100.0,
-    (0.5, 99.5),
-    0.5,
-    key="segment_window",
-    help="Clip the scan's intensities to these percentiles.",
-)
+    plane = view[0].radio("Plane", PLANES, horizontal=True, key="segment_plane")
 channel = 0
 if scan.num_channels > 1:
-    default_channel = display_channel(scan.modalities)
-    channel = st.selectbox(
+    channel = view[1].selectbox(
         "Sequence shown",
         range(scan.num_channels),
-        index=default_channel,
+        index=display_channel(scan.modalities),
         format_func=lambda c: sequence_name(scan.modalities[c]),
         key="segment_channel",
     )
-show_truth = truth is not None and st.checkbox("Show the ground-truth outline (blue)", value=True, key="segment_truth_outline")
+show_truth = truth is not None and view[2].checkbox(
+    "Show the ground-truth outline (blue)", value=True, key="segment_truth_outline"
+)
+with st.expander("Overlay, opacity and intensity window"):
+    drawing = st.columns([2, 2, 3])
+    style = drawing[0].radio("Overlay", ["fill", "contour"], horizontal=True, key="segment_style")
+    opacity = drawing[1].slider("Opacity", 0.0, 1.0, 0.45, 0.05, key="segment_opacity")
+    lower, upper = drawing[2].slider(
+        "Intensity window (percentiles)",
+        0.0,
+        100.0,
+        (0.5, 99.5),
+        0.5,
+        key="segment_window",
+        help="Clip the scan's intensities to these percentiles.",
+    )
 
 count = plane_count(scan.shape, plane)
 per_slice, unit = slice_profile(scan, prediction, plane)

@@ -84,6 +84,7 @@ with st.container(border=True):
 
 if submitted and pending:
     compute_explanation(active, model_id, index, methods, layer, n_steps, estimate)
+    st.rerun()  # redraw the choices above with what is now computed (the results are in the session)
 result = stored_explanation(active, model_id, index, methods, layer, n_steps)
 if result is None:
     st.info(

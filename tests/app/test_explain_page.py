@@ -44,12 +44,12 @@ def test_nothing_is_explained_before_the_button_nor_on_a_model_switch(weights_en
     assert "4 methods to compute: " in texts(at.caption) and "on this machine now" in texts(at.caption)  # the estimate
     at.selectbox(key="explain_model").set_value(SPIKING_TEST_MODEL).run()
     assert not at.exception and explain_calls == [] and not at.image
-    at.multiselect(key="explain_methods").set_value(["saliency"])
+    at.multiselect(key="explain_methods").set_value(["saliency"]).run()
     press_explain(at)
     assert explain_calls == [(SPIKING_TEST_MODEL, ("saliency",))]
     assert [image.proto.imgs[0].caption for image in at.image][:2] == ["Scan", "Saliency"]
     # Adding a method computes only that one; going back to both reuses the session's results.
-    at.multiselect(key="explain_methods").set_value(["saliency", "gradcam"])
+    at.multiselect(key="explain_methods").set_value(["saliency", "gradcam"]).run()
     press_explain(at)
     assert explain_calls[-1] == (SPIKING_TEST_MODEL, ("gradcam",))
     at.selectbox(key="explain_model").set_value("unet.figshare").run()
@@ -89,8 +89,8 @@ def test_spiking_model_shows_maps_faithfulness_and_activity_over_time(weights_en
 def test_conventional_model_with_chosen_methods_and_layer(weights_env) -> None:
     at = upload(app_test(PAGE), "unet.figshare")
     assert not at.exception, at.exception
-    at.multiselect(key="explain_methods").set_value(["saliency", "gradcam"])
-    at.selectbox(key="explain_layer").set_value("decoders.1")
+    at.multiselect(key="explain_methods").set_value(["saliency", "gradcam"]).run()
+    at.selectbox(key="explain_layer").set_value("decoders.1").run()
     press_explain(at)
     assert not at.exception, at.exception
     captions = [image.proto.imgs[0].caption for image in at.image if image.proto.imgs[0].caption]  # not the legend
