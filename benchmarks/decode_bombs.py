@@ -15,7 +15,9 @@ the builder never holds one expanded:
 * ``gzip DICM``: a ``.dcm.gz`` (~1 MB) of the same 1000 MiB;
 * ``nii.gz 4096^2x4``: a 260 KB ``.nii.gz`` of 4096x4096x4 float32 zeros (64 Mi voxels, at the
   voxel limit: a valid volume, which loads);
-* ``4 x zip DICM``: four threads of one process each reading the ``zip DICM`` bomb at once.
+* ``4 x zip DICM``: four threads of one process each reading the ``zip DICM`` bomb at once;
+* ``DICOM series 200x512^2``: no bomb, a legitimate heavy upload (a ZIP of 200 MR slices of
+  512x512 int16, 100 MiB), to see what the readers' transient buffers cost.
 
 ``--data-root DIR`` adds what real cases (a BraTS 2018 and 2015 case, an LGG stack, a Figshare
 slice) reserve of the decode budget at their peak, read in this process with the current tree.
@@ -87,11 +89,34 @@ def _write_nifti_zeros(path: Path) -> None:
             stream.write(piece)
 
 
+def _write_dicom_series(path: Path, slices: int = 200, size: int = 512) -> None:
+    """A legitimate heavy input: a ZIP (stored) of ``slices`` MR files of ``size``^2 int16 (100 MiB)."""
+    import numpy as np
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from malformed import mr_dicom
+
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for index in range(slices):
+            pixels = rng.integers(0, 1000, (size, size), dtype=np.int16)
+            data = mr_dicom(
+                pixels,
+                SeriesInstanceUID="1.2.826.0.1.3680043.8.498.19",
+                InstanceNumber=index + 1,
+                ImagePositionPatient=[0.0, 0.0, float(index)],
+                ImageOrientationPatient=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+                PixelSpacing=[0.5, 0.5],
+            )
+            archive.writestr(f"series/{index:04d}.dcm", data)
+
+
 BOMBS = {
     "zip zeros": ("zip_zeros.zip", lambda p: _write_zip(p, b"")),
     "zip DICM": ("zip_dicm.zip", lambda p: _write_zip(p, DICM_HEAD)),
     "gzip DICM": ("bomb.dcm.gz", lambda p: _write_gzip(p, DICM_HEAD)),
     "nii.gz 4096^2x4": ("zeros_4096x4096x4.nii.gz", _write_nifti_zeros),
+    "DICOM series 200x512^2": ("dicom_series_200x512x512.zip", _write_dicom_series),
 }
 
 

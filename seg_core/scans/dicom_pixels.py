@@ -75,7 +75,11 @@ def dicom_pixels(fname: str, ds: Any) -> np.ndarray:
     bits = int(as_float(ds.get("BitsAllocated")) or 16)
     charge(declared * max(1, min(bits, 64) // 8))  # the decoded pixels, before pydicom allocates them
     try:
-        return np.asarray(ds.pixel_array)
+        # pydicom's function, not ``ds.pixel_array``: the property would keep the decoded array on the
+        # dataset, so dropping it after the dataset's last frame would free nothing.
+        from pydicom.pixels import pixel_array
+
+        return np.asarray(pixel_array(ds))
     except Exception as exc:
         raise ScanError(
             f"The image data of '{fname}' could not be decoded ({exception_summary(exc)}); the file may be truncated or damaged."
