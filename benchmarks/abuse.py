@@ -12,15 +12,21 @@ A sampler reads the server's resident memory (``/proc/PID/status``) every 50 ms 
 2. ``clients``: ``--clients`` threads, client ``i`` with scan ``i % --scans`` (2D slices and, every
    fourth, a 3D volume: volumes during slice load), sending it to every model ``--rounds`` times,
    interleaved.
-3. ``clients + bombs``: the same, while ``--bombs`` threads each post the 1000 MiB ZIP bomb twice.
-4. each hostile upload alone: the ZIP bomb, the gzip'd DICOM bomb, the .nii.gz of 4096x4096x4 zeros,
-   and a 600 MiB chunked body (sent by a raw socket until the server answers).
+3. ``clients + bombs``: the same, while ``--bombs`` threads each post a 1000 MiB bomb ``--bomb-rounds``
+   times (``--bomb``: by default the ZIP whose member starts like a DICOM file, which no sniffing
+   refuses, so only the decode budget bounds it; ``zip zeros`` is the bomb issue 19 measured).
+4. each hostile upload alone (``--alone``): the ZIP bombs, the gzip'd DICOM bomb, the .nii.gz of
+   4096x4096x4 zeros, and a 600 MiB chunked body (sent by a raw socket until the server answers).
+   A server whose RSS passes ``--max-server-rss-mb`` is stopped (the machine is shared) and the
+   table says so.
 
 A normal request counts as ``ok`` (200 and the sequential mask and figures exactly), ``refused``
 (429/503, which the client retries after Retry-After, at most 2 s, up to 20 times), ``mismatch`` or
-``error`` (anything else: a 5xx, a dropped connection). Printed per scenario: requests, req/s, p50 and
-p95 latency of the answered requests, /health p50/p95/max, peak RSS of the server and RSS 2 s after,
-and the counts. Exit status 1 on any mismatch, error or 5xx.
+``error`` (anything else: a 5xx, a dropped connection); hostile uploads are sent again after each
+429, as an attacker would. Printed per scenario: requests (each 429 counts), req/s, p50 and p95
+latency of the answered requests, p95 of the refusals, /health p50/p95/max (probed from a process of
+its own), peak RSS of the server and its RSS 2 s after, and the counts. Exit status 1 on any
+mismatch, error or 5xx.
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ from decode_bombs import build as build_bombs  # noqa: E402  (the bombs of issue
 from load import answer_key, build_weights, percentile, session_scans  # noqa: E402
 
 MIB = 1024 * 1024
+CHUNKED = "600 MiB chunked"
+HOSTILE = ("zip zeros", "zip DICM", "gzip DICM", "nii.gz 4096^2x4", CHUNKED)
 
 # The server, started from any checkout: only create_app(weights_dir) is assumed, which every
 # version of the API has, so the same suite measures the code before and after a change.
@@ -64,7 +72,9 @@ uvicorn.run(create_app(sys.argv[2]), host="127.0.0.1", port=int(sys.argv[3]), lo
 class Server:
     """The API in a child process, with its resident memory sampled every 50 ms."""
 
-    def __init__(self, repo: Path, weights: Path, threads: int) -> None:
+    def __init__(self, repo: Path, weights: Path, threads: int, max_rss: int) -> None:
+        self.max_rss = max_rss
+        self.killed_at = 0
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
@@ -87,14 +97,22 @@ class Server:
         self._sampler.start()
 
     def rss(self) -> int:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
+        try:
+            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:  # the server is gone
+            pass
         return 0
 
     def _sample(self) -> None:
         while not self._stop.is_set() and self.process.poll() is None:
-            self.samples.append((time.monotonic(), self.rss()))
+            rss = self.rss()
+            self.samples.append((time.monotonic(), rss))
+            if rss > self.max_rss:  # the machine is shared: an unbounded server is stopped, and it shows
+                print(f"server RSS {rss // MIB} MiB over --max-server-rss-mb: stopped", file=sys.stderr, flush=True)
+                self.killed_at = rss
+                self.process.kill()
             time.sleep(0.05)
 
     def peak_since(self, start: float) -> int:
@@ -110,33 +128,44 @@ class Server:
             self.process.wait(timeout=15)
 
 
+# The probe runs in a process of its own: in this one, 32 client threads decoding masks would hold
+# the GIL and add their own waits to the latency of the server's answer.
+_PROBE = """
+import sys, time, httpx
+with httpx.Client(base_url=sys.argv[1], timeout=30) as http:
+    while True:
+        start = time.monotonic()
+        try:
+            status = http.get("/health").status_code
+        except httpx.HTTPError:
+            status = 0
+        print(start, time.monotonic() - start, status, flush=True)
+        time.sleep(0.1)
+"""
+
+
 class HealthProbe:
-    """``GET /health`` every 100 ms on its own connection; latencies of the answers since ``start``."""
+    """``GET /health`` every 100 ms from a child process; latencies of the answers since ``start``."""
 
     def __init__(self, url: str) -> None:
         self.results: list[tuple[float, float, int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(url,), daemon=True)
+        self.process = subprocess.Popen([sys.executable, "-c", _PROBE, url], stdout=subprocess.PIPE, text=True)
+        self._thread = threading.Thread(target=self._collect, daemon=True)
         self._thread.start()
 
-    def _run(self, url: str) -> None:
-        with httpx.Client(base_url=url, timeout=30) as http:
-            while not self._stop.is_set():
-                start = time.monotonic()
-                try:
-                    status = http.get("/health").status_code
-                except httpx.HTTPError:
-                    status = 0
-                self.results.append((start, time.monotonic() - start, status))
-                self._stop.wait(0.1)
+    def _collect(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:  # time.monotonic is system-wide on Linux: comparable here
+            start, seconds, status = line.split()
+            self.results.append((float(start), float(seconds), int(status)))
 
     def since(self, start: float) -> tuple[list[float], int]:
         rows = [(seconds, status) for t, seconds, status in self.results if t >= start]
         return [s for s, _ in rows], sum(1 for _, status in rows if status != 200)
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
+        self.process.terminate()  # our own child, by its handle
+        self.process.wait(timeout=15)
 
 
 class Tally:
@@ -144,7 +173,8 @@ class Tally:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.latencies: list[float] = []
+        self.latencies: list[float] = []  # answered requests (200), the mask checked
+        self.refusal_latencies: list[float] = []  # 429 / 503: how promptly a busy server says so
         self.counts = {"ok": 0, "refused": 0, "mismatch": 0, "error": 0, "5xx": 0}
         self.samples: list[str] = []
         self.hostile: list[str] = []
@@ -153,7 +183,7 @@ class Tally:
         with self.lock:
             self.counts[outcome] += 1
             if seconds is not None:
-                self.latencies.append(seconds)
+                (self.refusal_latencies if outcome == "refused" else self.latencies).append(seconds)
             if note and len(self.samples) < 5:
                 self.samples.append(note)
 
@@ -193,17 +223,27 @@ def normal_client(
 
 
 def hostile_upload(url: str, label: str, path: Path, tally: Tally) -> None:
+    """Post ``path`` as an attacker would: again after each 429 (Retry-After, at most 2 s) until it gets in."""
+    data = path.read_bytes()
+    refusals = 0
     with httpx.Client(base_url=url, timeout=600) as http:
         start = time.monotonic()
-        try:
-            response = post_scan(http, (path.name, path.read_bytes()), "unet.figshare")
+        for _attempt in range(200):
+            try:
+                response = post_scan(http, (path.name, data), "unet.figshare")
+            except httpx.HTTPError as error:
+                outcome = type(error).__name__
+                break
             outcome = f"{response.status_code}"
-            if response.status_code >= 500:
+            if response.status_code >= 500 and response.status_code != 503:
                 tally.add("5xx", note=f"{label}: {response.status_code} {response.text[:120]}")
-        except httpx.HTTPError as error:
-            outcome = type(error).__name__
+            if response.status_code != 429:
+                break
+            refusals += 1
+            time.sleep(min(float(response.headers.get("Retry-After", 1)), 2.0))
+        detail = response.text[:70] if outcome.isdigit() and outcome != "200" else ""
         with tally.lock:
-            tally.hostile.append(f"{label} {outcome} {time.monotonic() - start:.1f}s")
+            tally.hostile.append(f"{label} {outcome} after {refusals} x 429, {time.monotonic() - start:.1f}s {detail}")
 
 
 def chunked_body(url: str, total: int, tally: Tally) -> None:
@@ -245,6 +285,7 @@ def run_scenario(
             "req_per_s": round(tally.counts["ok"] / wall, 2) if wall else None,
             "p50_s": round(percentile(answered, 50), 3),
             "p95_s": round(percentile(answered, 95), 3),
+            "refused_p95_ms": round(1000 * percentile(tally.refusal_latencies, 95), 1),
             "health_p50_ms": round(1000 * percentile(health, 50), 1),
             "health_p95_ms": round(1000 * percentile(health, 95), 1),
             "health_max_ms": round(1000 * max(health, default=float("nan")), 1),
@@ -266,7 +307,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads in the server")
     parser.add_argument("--repo", type=Path, default=HERE.parent, help="checkout whose API is served")
     parser.add_argument("--bomb-folder", type=Path, default=Path(tempfile.gettempdir()) / "brainseg-abuse-bombs")
-    parser.add_argument("--skip-alone", action="store_true", help="skip scenario 4 (each hostile upload alone)")
+    parser.add_argument("--bomb", default="zip DICM", choices=sorted(HOSTILE[:-1]), help="the bomb of scenario 3")
+    parser.add_argument("--bomb-rounds", type=int, default=2, help="times each bomb thread posts its bomb")
+    parser.add_argument(
+        "--alone", default=",".join(HOSTILE), help=f"comma-separated hostile uploads for scenario 4, of: {', '.join(HOSTILE)}"
+    )
+    parser.add_argument("--max-server-rss-mb", type=int, default=12_000, help="stop the server past this (a shared machine)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     # A SIGTERM (e.g. from `timeout`) unwinds through the finally below, which stops the server child.
@@ -284,7 +330,7 @@ def main() -> int:
             if model_id not in models:
                 (weights / model_id).unlink()
         scans = session_scans(min(args.scans, args.clients))
-        server = Server(args.repo.resolve(), weights, args.threads)
+        server = Server(args.repo.resolve(), weights, args.threads, args.max_server_rss_mb * MIB)
         probe = HealthProbe(server.url)
         try:
             reference: dict[tuple[int, str], Any] = {}
@@ -313,20 +359,19 @@ def main() -> int:
             tally = Tally()
             run_scenario(f"{args.clients} clients", server, probe, clients(tally), report, tally)
             tally = Tally()
-            bomb_twice = partial(repeat, 2, partial(hostile_upload, server.url, "zip bomb", bombs["zip DICM"], tally))
-            bomb_jobs = [bomb_twice] * args.bombs
-            run_scenario(
-                f"{args.clients} clients + {args.bombs} zip bombs", server, probe, clients(tally) + bomb_jobs, report, tally
-            )
-            if not args.skip_alone:
-                for label in ("zip zeros", "zip DICM", "gzip DICM", "nii.gz 4096^2x4"):
-                    tally = Tally()
-                    job = partial(hostile_upload, server.url, label, bombs[label], tally)
-                    run_scenario(label, server, probe, [job], report, tally)
+            bombing = partial(hostile_upload, server.url, args.bomb, bombs[args.bomb], tally)
+            bomb_jobs = [partial(repeat, args.bomb_rounds, bombing)] * args.bombs
+            name = f"{args.clients} clients + {args.bombs} {args.bomb}"
+            run_scenario(name, server, probe, clients(tally) + bomb_jobs, report, tally)
+            for label in filter(None, args.alone.split(",")):
+                if server.process.poll() is not None:
+                    break
                 tally = Tally()
-                run_scenario(
-                    "600 MiB chunked", server, probe, [partial(chunked_body, server.url, 600 * MIB, tally)], report, tally
-                )
+                if label == CHUNKED:
+                    job = partial(chunked_body, server.url, 600 * MIB, tally)
+                else:
+                    job = partial(hostile_upload, server.url, label, bombs[label], tally)
+                run_scenario(label, server, probe, [job], report, tally)
         finally:
             probe.stop()
             server.close()
@@ -335,16 +380,18 @@ def main() -> int:
         print(json.dumps(report, indent=2))
     else:
         print(f"API from {args.repo} ({os.cpu_count()} CPUs), models {', '.join(models)}")
+        if server.killed_at:
+            print(f"! the server was stopped at {server.killed_at // MIB} MiB RSS (--max-server-rss-mb)")
         header = (
             f"{'scenario':<28} {'req':>4} {'ok':>4} {'429/503':>7} {'err':>3} {'5xx':>3} {'mism':>4} {'req/s':>6} "
-            f"{'p50 s':>6} {'p95 s':>6} {'health p50/p95/max ms':>22} {'peak RSS':>9} {'RSS after':>9}"
+            f"{'p50 s':>6} {'p95 s':>6} {'429 p95 ms':>10} {'health p50/p95/max ms':>22} {'peak RSS':>9} {'RSS after':>9}"
         )
         print(header)
         for row in report:
             health = f"{row['health_p50_ms']:.0f}/{row['health_p95_ms']:.0f}/{row['health_max_ms']:.0f}"
             print(
                 f"{row['scenario']:<28} {row['requests']:>4} {row['ok']:>4} {row['refused']:>7} {row['error']:>3} "
-                f"{row['5xx']:>3} {row['mismatch']:>4} {row['req_per_s'] or 0:>6.2f} {row['p50_s']:>6.2f} {row['p95_s']:>6.2f} "
+                f"{row['5xx']:>3} {row['mismatch']:>4} {row['req_per_s'] or 0:>6.2f} {row['p50_s']:>6.2f} {row['p95_s']:>6.2f} {row['refused_p95_ms']:>10.0f} "
                 f"{health:>22} {row['peak_rss_mib']:>6} MiB {row['rss_after_mib']:>5} MiB"
             )
             for line in row["hostile"] + row["samples"]:
