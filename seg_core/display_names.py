@@ -78,8 +78,18 @@ METRIC_NAMES = {
     "train_energy_kwh": "Training energy (kWh)",
     "area_mm2": "Area (mm²)",
     "largest_area_mm2": "Largest cross-section (mm²)",
+    "largest_slice_area_mm2": "Largest cross-section (mm²)",
+    "slice_area_mm2": "Tumor area per slice (mm²)",
+    "largest_slice_index": "Slice with the largest cross-section",
+    "slices_with_tumor": "Slices with tumor",
     "volume_ml": "Volume (mL)",
+    "voxel_volume_ml": "Volume of one voxel (mL)",
+    "spacing_mm": "Pixel spacing (mm)",
+    "components": "Separate tumor regions",
+    "pixels": "Tumor pixels",
+    "tumor_pixels": "Tumor pixels",
     "tumor_voxels": "Tumor voxels",
+    "test_dice": "Test Dice",
     "backend": "Runs on",
 }
 

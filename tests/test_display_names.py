@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -40,6 +41,15 @@ def test_metric_keys_get_words_and_units():
     assert metric_name("warmup_latency_ms") == "Warmup latency (ms)"
     for key, words in METRIC_NAMES.items():
         assert not INTERNAL.search(words), (key, words)
+
+
+def test_tumor_size_keys_all_have_words():
+    from seg_core.postprocess import tumor_size
+
+    sizes = tumor_size(np.ones((2, 4, 4), np.uint8), (1.0, 1.0, 1.0))
+    for key in sizes:
+        if key != "tumor_present":  # a per-slice list the pages draw, never label
+            assert key in METRIC_NAMES, key
 
 
 def test_leaderboard_keys_all_have_words():

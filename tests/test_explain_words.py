@@ -80,6 +80,7 @@ def test_the_faithfulness_table_carries_the_completeness_error(tiny_unet: Segmen
     rows = {row["key"]: row for row in result.faithfulness_table()}
     assert rows["integrated_gradients"]["completeness_error"] == result.attributions["integrated_gradients"].convergence_delta
     assert rows["saliency"]["completeness_error"] is None and rows["random"]["completeness_error"] is None
+    assert result.spiking_summary() is None  # not a spiking model
     verdict = faithfulness_verdict(result.faithfulness_table())
     assert verdict is not None and (verdict.incomplete == ("completeness error" in verdict.sentence()))
 
@@ -169,6 +170,7 @@ def test_spiking_words_on_a_real_slice_agree_with_the_recording(data_root: Path)
     segmenter = _shipped("csa_snn.figshare")
     result = explain_slice(segmenter, load_scan(data_root / "figshare" / "images" / "1.png"), 0, (), faithfulness=False)
     summary = describe_spiking(result.spiking, result.region)
+    assert result.spiking_summary().text == summary.text
     rates: dict[str, list[float]] = {}
     for block in result.spiking.blocks:
         rates.setdefault(".".join(block.name.split(".")[:2]), []).append(float(block.step_rates.mean()))

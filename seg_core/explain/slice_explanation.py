@@ -14,6 +14,7 @@ from seg_core.explain.captum import METHOD_INFO, METHODS, Attribution, attribute
 from seg_core.explain.faithfulness import DeletionCurve, deletion_curve, random_deletion_curve
 from seg_core.explain.inputs import region_from_logits, slice_input
 from seg_core.explain.layers import LayerInfo, gradcam_layers
+from seg_core.explain.spike_words import SpikingSummary, describe_spiking
 from seg_core.explain.spikes import SpikingExplanation, explain_spiking, is_spiking
 
 if TYPE_CHECKING:
@@ -51,6 +52,10 @@ class SliceExplanation:
     attributions: dict[str, Attribution] = field(default_factory=dict)
     curves: dict[str, DeletionCurve] = field(default_factory=dict)
     spiking: SpikingExplanation | None = None
+
+    def spiking_summary(self) -> SpikingSummary | None:
+        """The spiking activity in words (busiest block, tumor vs background, time steps); None if not spiking."""
+        return None if self.spiking is None else describe_spiking(self.spiking, self.region)
 
     def faithfulness_table(self) -> list[dict[str, Any]]:
         """One row per curve: method, area under the Dice and probability curves (lower is better), and
