@@ -26,9 +26,9 @@ class PageInfo:
 
 
 PAGES = (
-    PageInfo("pages/0_Home.py", "Home", "🏠", "What the tool is for, a quick start and the data.", default=True),
+    PageInfo("app_pages/0_Home.py", "Home", "🏠", "What the tool is for, a quick start and the data.", default=True),
     PageInfo(
-        "pages/1_Segment.py",
+        "app_pages/1_Segment.py",
         "Segment",
         "🩻",
         "Upload a PNG/JPEG/TIFF slice, a NIfTI volume, a DICOM series or ZIP, a ZIP of slices or a BraTS case, or pick a "
@@ -36,7 +36,7 @@ PAGES = (
         "Segment",
     ),
     PageInfo(
-        "pages/2_Compare.py",
+        "app_pages/2_Compare.py",
         "Compare",
         "⚖️",
         "Two to four models on the same scan: where they agree, Dice / IoU / HD95 against a ground-truth mask, and their "
@@ -44,7 +44,7 @@ PAGES = (
         "Compare",
     ),
     PageInfo(
-        "pages/3_Explain.py",
+        "app_pages/3_Explain.py",
         "Explain",
         "🔍",
         "On request: which pixels the tumor call depends on (four attribution methods) and how far to trust each map; for "
@@ -52,7 +52,7 @@ PAGES = (
         "Explain",
     ),
     PageInfo(
-        "pages/4_Model_zoo.py",
+        "app_pages/4_Model_zoo.py",
         "Model zoo",
         "📚",
         "The leaderboard of the trained models, Dice against energy, and each model's card.",

@@ -33,4 +33,4 @@ def featured_samples(data_root: str | None = None) -> list[Any]:
 def open_sample(name: str) -> None:
     """Open ``name`` on the Segment page: the scan picker there takes it up (:data:`PENDING_SAMPLE`)."""
     st.session_state[PENDING_SAMPLE] = name
-    st.switch_page("pages/1_Segment.py")
+    st.switch_page("app_pages/1_Segment.py")

@@ -47,7 +47,7 @@ def make_weights_dir(root: Path) -> Path:
 
 
 def app_test(page: str | None = None, **session: object):
-    """An AppTest of the home page, run once, switched to ``page`` (e.g. ``"pages/1_Segment.py"``) when given."""
+    """An AppTest of the home page, run once, switched to ``page`` (e.g. ``"app_pages/1_Segment.py"``) when given."""
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180)

@@ -65,6 +65,9 @@ def open_segment(page, server: str) -> None:
     page.goto(f"{server}/Segment")
     page.get_by_text("Upload a brain MRI slice or volume").first.wait_for()
     wait_idle(page)
+    # Straight to a page's address, the navigation is still the declared one: "Home", never "app".
+    entries = page.get_by_test_id("stSidebarNav").inner_text().split()
+    assert "Home" in entries and "app" not in entries, entries
 
 
 def shown_slice(page) -> tuple[int, int]:

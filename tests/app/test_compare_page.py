@@ -13,7 +13,7 @@ from apphelpers import (
     tumor_mask,
 )
 
-PAGE = "pages/2_Compare.py"
+PAGE = "app_pages/2_Compare.py"
 
 
 def test_two_models_side_by_side_with_agreement_truth_metrics_and_cost(weights_env) -> None:

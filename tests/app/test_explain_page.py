@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from apphelpers import SPIKING_TEST_MODEL, app_test, assert_upload_refused, brain_like_slice, png_bytes, table_with, texts
 
-PAGE = "pages/3_Explain.py"
+PAGE = "app_pages/3_Explain.py"
 
 
 def upload(at, model: str | None = None):

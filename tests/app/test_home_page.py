@@ -33,6 +33,8 @@ def test_navigation_calls_the_main_page_home() -> None:
 
     assert PAGES[0].title == "Home" and PAGES[0].default
     assert "st.navigation" in (REPO / "app.py").read_text()
+    # A pages/ folder would put Streamlit back in file-based mode for a first visit straight to a page.
+    assert not (REPO / "pages").exists()
 
 
 def test_quick_start_comes_first_and_a_sample_opens_segmented(weights_env, monkeypatch) -> None:

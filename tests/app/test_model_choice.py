@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from apphelpers import SPIKING_TEST_MODEL, app_test, brain_like_slice, png_bytes, texts
 
-SEGMENT = "pages/1_Segment.py"
+SEGMENT = "app_pages/1_Segment.py"
 
 
 def test_a_model_trained_on_other_data_shows_a_warning_that_says_why(weights_env) -> None:
@@ -22,12 +22,12 @@ def test_a_model_trained_on_other_data_shows_a_warning_that_says_why(weights_env
     warning = texts(at.warning)
     assert "was not made for this scan" in warning and "trained on" in warning
     # The choice holds for this scan on the other pages too, warning included.
-    at.switch_page("pages/3_Explain.py").run()
+    at.switch_page("app_pages/3_Explain.py").run()
     assert at.selectbox(key="explain_model").value == SPIKING_TEST_MODEL and "was not made for this scan" in texts(at.warning)
 
 
 def test_compare_starts_with_the_two_best_fits_and_warns_for_the_mismatched_one(weights_env) -> None:
-    at = app_test("pages/2_Compare.py")
+    at = app_test("app_pages/2_Compare.py")
     at.file_uploader(key="compare_upload").set_value([("slice.png", png_bytes(brain_like_slice()), "image/png")]).run()
     assert not at.exception, at.exception
     assert at.multiselect(key="compare_models").value == ["unet.figshare", SPIKING_TEST_MODEL]

@@ -8,7 +8,7 @@ from apphelpers import SPIKING_TEST_MODEL, TWO_SEQUENCE_MODEL, app_test, brain_l
 
 from seg_core.inference import Segmenter
 
-PAGE = "pages/1_Segment.py"
+PAGE = "app_pages/1_Segment.py"
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from apphelpers import SPIKING_TEST_MODEL, app_test, table_with, texts
 
-PAGE = "pages/4_Model_zoo.py"
+PAGE = "app_pages/4_Model_zoo.py"
 
 
 def test_leaderboard_tables_follow_the_committed_ranking_and_name_unranked_models(weights_env) -> None:

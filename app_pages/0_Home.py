@@ -24,7 +24,7 @@ st.subheader("Quick start")
 first, second, third = st.columns(3)
 with first:
     st.markdown("**1. Upload a scan, or pick a sample**")
-    st.page_link("pages/1_Segment.py", label="Upload on Segment", icon="🩻")
+    st.page_link("app_pages/1_Segment.py", label="Upload on Segment", icon="🩻")
     for info in featured_samples():
         if st.button(info.title, key=f"home_sample_{info.name}", width="stretch"):
             open_sample(info.name)
@@ -36,8 +36,8 @@ with second:
     )
 with third:
     st.markdown("**3. Compare or explain**")
-    st.page_link("pages/2_Compare.py", label="Compare models on the same scan", icon="⚖️")
-    st.page_link("pages/3_Explain.py", label="Explain a model's call (on request)", icon="🔍")
+    st.page_link("app_pages/2_Compare.py", label="Compare models on the same scan", icon="⚖️")
+    st.page_link("app_pages/3_Explain.py", label="Explain a model's call (on request)", icon="🔍")
 
 st.subheader("Pages")
 columns = st.columns(2)
