@@ -178,7 +178,10 @@ def _fit(scan: Scan, kind: str, model_id: str, folder: Path) -> ModelFit:
         else:
             reason = f"Trained on {trained_on}, like this scan."
         return ModelFit(model_id, title, MADE_FOR_SCAN, reason, figure)
-    reads = f"it reads only {sequence_list(modalities)}" if len(modalities) < len(scan.modalities) else ""
+    if list(scan.modalities) == [UNSPECIFIED]:
+        reads = f"it reads the scan as {sequence_list(modalities)}"
+    else:
+        reads = f"it reads only {sequence_list(modalities)}" if len(modalities) < len(scan.modalities) else ""
     reason = f"It was trained on {trained_on}, but this scan is {scan_words}" + (f"; {reads}." if reads else ".")
     return ModelFit(model_id, title, OTHER_DATA, reason, figure)
 

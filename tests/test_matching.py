@@ -102,6 +102,13 @@ def test_groups_come_in_order_and_reasons_are_plain(zoo: Path):
     assert "FLAIR and T1 contrast-enhanced" in blocked.reason
 
 
+def test_a_volume_of_unstated_sequence_is_other_data_read_as_t1c(zoo: Path):
+    unstated_volume = _scan(("unspecified",), is_2d=False, slices=8)
+    fits = rank_models(unstated_volume, zoo)
+    assert {f.group for f in fits if f.model_id.endswith(".figshare")} == {OTHER_DATA}
+    assert "reads the scan as T1 contrast-enhanced" in fits[0].reason and "not stated" in fits[0].reason
+
+
 def test_volume_figure_is_per_patient(zoo: Path):
     fit = next(f for f in rank_models(BRATS_VOLUME, zoo) if f.model_id == "unet.brats")
     assert fit.test_dice == pytest.approx(0.62)  # not the per-image 0.99 of the same test split
