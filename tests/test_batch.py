@@ -143,8 +143,11 @@ def test_cohort_run_error_row_resume_and_report(tmp_path: Path) -> None:
     assert (again.ran, again.skipped) == (1, 2), "only the error row is tried again"
     (cohort / "b.png").write_bytes((cohort / "a.png").read_bytes())  # b's content changes: b runs again
     assert input_sha256(find_cases(cohort)[1]) != rows["b"]["input_sha256"]
-    third = run_cohort([cohort], ["unet.figshare"], out, workers=1, progress=False)
+    third = run_cohort([cohort], ["unet.figshare"], out, workers=1, progress=False, parquet=True)
     assert third.ran == 2 and third.skipped == 1
+    as_csv, as_parquet = pd.read_csv(out / "results.csv"), pd.read_parquet(out / "results.parquet")
+    assert list(as_parquet.columns) == list(as_csv.columns) and list(as_parquet["case"]) == ["a", "b", "broken"]
+    assert np.allclose(as_parquet["dice"].astype(float), as_csv["dice"].astype(float), equal_nan=True)
 
 
 def test_unknown_model_fails_before_any_work(tmp_path: Path) -> None:
