@@ -95,6 +95,15 @@ def test_the_slice_shown_after_a_run_contains_the_tumor_the_model_found(server: 
     assert count == mask.shape[0] and mask[index].sum() > 0 and mask[index].sum() == mask.sum(axis=(1, 2)).max()
     shot(page, "first_visit_volume_on_tumor")
 
+    # NiiVue draws the same volume and mask in three linked planes (WebGL, inside the component's iframe).
+    page.get_by_text("Three planes (NiiVue)").click()
+    page.get_by_text("three planes are linked", exact=False).wait_for()
+    wait_idle(page)
+    viewer = page.frame_locator("iframe").first
+    viewer.locator("canvas").first.wait_for()
+    viewer.get_by_text("matrix size: 96 x 96 x 24", exact=False).wait_for()  # NiiVue read the scan's NIfTI
+    shot(page, "first_visit_volume_niivue")
+
 
 def test_explain_computes_nothing_before_its_button(server: str, page, tmp_path) -> None:
     page.goto(f"{server}/Explain")
