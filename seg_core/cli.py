@@ -167,7 +167,7 @@ def _batch(args: argparse.Namespace) -> int:
             parquet=args.parquet,
             progress=not args.no_progress,
         )
-    except (CohortError, ImportError) as error:
+    except (CohortError, ImportError, ConnectionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"{run.ran} (case, model) pairs run, {run.skipped} done before, {len(run.errors)} errors -> {run.out_dir}")

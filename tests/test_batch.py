@@ -7,6 +7,7 @@ real inference path in seconds.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -196,3 +197,18 @@ def test_cli_batch_writes_the_files_and_reports_bad_input(tmp_path: Path) -> Non
         timeout=300,
     )
     assert missing.returncode == 2 and missing.stderr.strip().startswith("error: ") and "no such file" in missing.stderr
+
+
+@pytest.mark.slow
+def test_ray_auto_without_a_cluster_is_a_clear_error(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="Ray is optional: pip install -r requirements-cluster.txt")
+    if os.environ.get("RAY_ADDRESS") or Path("/tmp/ray/ray_current_cluster").exists():
+        pytest.skip("a Ray cluster runs on this machine: --ray auto would join it")
+    cohort = _phantom_cohort(tmp_path / "in")
+    command = [sys.executable, "-m", "seg_core", "batch", str(cohort), "--model", "unet.figshare", "--out", str(tmp_path / "o")]
+    env = {k: v for k, v in __import__("os").environ.items() if k != "RAY_ADDRESS"}
+    result = subprocess.run(
+        [*command, "--ray", "auto", "--no-progress"], cwd=REPO, capture_output=True, text=True, timeout=300, env=env
+    )
+    assert result.returncode == 2
+    assert "error: no Ray cluster at 'auto'" in result.stderr and "ray start --head" in result.stderr

@@ -63,7 +63,13 @@ def connect(ray_module, address: str) -> bool:
     if address == "local":
         ray_module.init(num_cpus=available_cores(), include_dashboard=False, log_to_driver=False)
     else:
-        ray_module.init(address=address, log_to_driver=False)
+        try:
+            ray_module.init(address=address, log_to_driver=False)
+        except ConnectionError as error:
+            raise ConnectionError(
+                f"no Ray cluster at {address!r} ({error}). Start one with `ray start --head`, give its HOST:PORT, "
+                "or use --ray local for a Ray on this machine only"
+            ) from None
     return True
 
 
