@@ -379,7 +379,8 @@ def main() -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"API from {args.repo} ({os.cpu_count()} CPUs), models {', '.join(models)}")
+        load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+        print(f"API from {args.repo} ({os.cpu_count()} CPUs, load average at the end {load}), models {', '.join(models)}")
         if server.killed_at:
             print(f"! the server was stopped at {server.killed_at // MIB} MiB RSS (--max-server-rss-mb)")
         header = (
