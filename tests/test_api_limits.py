@@ -103,7 +103,10 @@ def send_chunked_until_answered(url: str, budget: int) -> tuple[int, bytes]:
                 break
             sent += count
             pending = pending[count:] or b"%x\r\n" % len(chunk) + chunk + b"\r\n"
-        sock.setblocking(True)
+        sock.settimeout(300)
+        if sent >= budget:  # all sent and no answer yet (a server that reads everything): end the body
+            tail = b"\r\n--b--\r\n"
+            sock.sendall(pending + b"%x\r\n" % len(tail) + tail + b"\r\n0\r\n\r\n")
         answer = b""
         while b"\r\n\r\n" not in answer:
             part = sock.recv(65536)
