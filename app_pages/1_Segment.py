@@ -16,6 +16,7 @@ from seg_core.visualize import (  # noqa: E402
     PLANES,
     apply_window,
     display_channel,
+    mask_picture,
     plane_count,
     plane_slice,
     plane_spacing,
@@ -24,7 +25,7 @@ from ui.cache import mask_file, segmenter, window_limits  # noqa: E402
 from ui.frame import scan_and_model  # noqa: E402
 from ui.niivue_view import show_volume  # noqa: E402
 from ui.summaries import cached_report, size_metrics, slice_profile, truth_line  # noqa: E402
-from ui.viewer import clickable_strip, follow_tumor, go_to_slice, scan_picture  # noqa: E402
+from ui.viewer import clickable_strip, follow_tumor, go_to_slice  # noqa: E402
 from ui.widgets import postprocessing_controls, predict_with_progress, truth_picker  # noqa: E402
 
 SLICE_VIEW, NIIVUE_VIEW = "Slices", "Three planes (NiiVue)"
@@ -90,7 +91,7 @@ if count > 1:
 
 low, high = window_limits(active.key, scan, channel, lower, upper)
 gray = apply_window(plane_slice(scan.array[channel], plane, index), low, high)
-picture = scan_picture(
+picture = mask_picture(
     gray,
     plane_slice(prediction.mask, plane, index),
     plane_slice(truth, plane, index) if show_truth else None,

@@ -16,6 +16,7 @@ from seg_core.visualize import (  # noqa: E402
     agreement_map,
     apply_window,
     display_channel,
+    mask_picture,
     plane_spacing,
     square_pixels,
 )
@@ -24,7 +25,7 @@ from ui.compare import cost_table_for_people, costs, pairwise_agreement, truth_m
 from ui.figures import cost_figure, pairwise_figure  # noqa: E402
 from ui.model_choice import models_picker  # noqa: E402
 from ui.summaries import size_caption  # noqa: E402
-from ui.viewer import follow_tumor, scan_picture  # noqa: E402
+from ui.viewer import follow_tumor  # noqa: E402
 from ui.widgets import predict_with_progress, scan_picker, truth_picker  # noqa: E402
 
 active = scan_picker("compare")
@@ -71,7 +72,7 @@ columns = st.columns(len(names))
 for column, name in zip(columns, names, strict=True):
     prediction = predictions[name]
     with column:
-        picture = scan_picture(gray, prediction.mask[index], truth[index] if show_truth else None, pixel)
+        picture = mask_picture(gray, prediction.mask[index], truth[index] if show_truth else None, pixel)
         st.image(picture, caption=name, width="stretch")
         st.caption(size_caption(scan, prediction))
 

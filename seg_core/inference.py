@@ -152,9 +152,7 @@ class Segmenter:
         self.flip_tta = bool(self.config.get("flip_tta", False)) if flip_tta is None else flip_tta
         if bfloat16 is None:
             bfloat16 = (
-                backend == "torch"
-                and self.config.get("inference_dtype", "float32") == "bfloat16"
-                and fast_bfloat16(self.device)
+                backend == "torch" and self.config.get("inference_dtype", "float32") == "bfloat16" and fast_bfloat16(self.device)
             )
         self.bfloat16 = bfloat16
         self.backend_preference = backend

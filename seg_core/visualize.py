@@ -9,6 +9,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -26,6 +28,7 @@ __all__ = [
     "default_slice",
     "display_channel",
     "mask_picture",
+    "truth_outline_width",
     "outline_width",
     "rescale",
     "resize_to",
@@ -73,6 +76,15 @@ def outline_width(shape: tuple[int, ...]) -> int:
     (3 px at 512, 2 px at 240-256, 1 px for small images) stays visible without hiding small tumors.
     """
     return max(1, round(min(shape[:2]) / 160))
+
+
+def truth_outline_width(shape: tuple[int, ...]) -> int:
+    """Ground-truth outline thickness in image pixels for a slice ``(H, W[, 3])``: at least 2 px on screen.
+
+    Compare shows up to four panels about 260 px wide; a 2-px band of a 256-px slice stays 2 screen
+    pixels there, a 512-px slice needs 4. (The model's own contour keeps :func:`outline_width`.)
+    """
+    return max(2, math.ceil(2 * max(shape[:2]) / 256))
 
 
 def overlay(
@@ -279,7 +291,8 @@ def mask_picture(
     opacity: float = 0.45,
     style: str = "fill",
 ) -> np.ndarray:
-    """A model's mask over an 8-bit slice ``(H, W)``, the ground truth outlined, with square pixels: RGB uint8.
+    """A model's mask over an 8-bit slice ``(H, W)``, the ground truth outlined (:func:`truth_outline_width`),
+    with square pixels: RGB uint8.
 
     Args:
         gray: the windowed slice (:func:`apply_window`).
@@ -289,8 +302,9 @@ def mask_picture(
         opacity, style: of the model's mask (:func:`overlay`).
     """
     picture = overlay(gray, mask, opacity=opacity, style=style, windowed=True)
-    if truth is not None:
-        picture = draw_mask(picture, truth, color=TRUTH_COLOR, style="contour")
+    if truth is not None and np.any(truth):
+        # Opaque and at least 2 px on screen, so it reads apart from the model's mask in small panels.
+        picture[mask_outline(truth, truth_outline_width(gray.shape))] = TRUTH_COLOR
     return picture if pixel_spacing is None else square_pixels(picture, pixel_spacing)
 
 

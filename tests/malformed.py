@@ -149,7 +149,7 @@ def _dicom(pixels: np.ndarray | None, *, rows: int | None = None, columns: int |
     )
 
 
-def _zip(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+def zip_bytes(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", method) as archive:
         for name, data in members.items():
@@ -162,7 +162,7 @@ def _zip(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes
 
 def _zip_bomb() -> bytes:
     """16 MiB of zeros (16 KB compressed) whose headers claim 4 GiB: refused from the declared size."""
-    data = bytearray(_zip({"slices/brain.png": bytes(16 << 20)}))
+    data = bytearray(zip_bytes({"slices/brain.png": bytes(16 << 20)}))
     struct.pack_into("<I", data, 22, 0xFFFFFFF0)  # local header: uncompressed size
     central = data.find(b"PK\x01\x02")
     struct.pack_into("<I", data, central + 24, 0xFFFFFFF0)  # central directory: uncompressed size
@@ -193,7 +193,7 @@ def _nested_zips(depth: int = 6) -> bytes:
     data = _png(_brain())
     name = "slice.png"
     for level in range(depth):
-        data = _zip({name: data})
+        data = zip_bytes({name: data})
         name = f"level{level}.zip"
     return data
 
@@ -285,10 +285,12 @@ CORPUS: list[Malformed] = [
     Malformed("zip_bomb.zip", _zip_bomb, "would unpack to", "16 KB claiming 4 GiB"),
     Malformed("zip_many_claims.zip", _zip_quine_like, "would unpack to", "2,000 members claiming 2 GiB together"),
     Malformed("gzip_bomb.dcm.gz", _gzip_bomb, "refused|not a|damaged|supported", "1.5 MB expanding to 1.5 GiB of zeros"),
-    Malformed("zip_slip.zip", lambda: _zip({"case/../../../etc/cron.d/evil.png": _png(_brain())}), "unsafe path", "a ../ path"),
-    Malformed("zip_absolute.zip", lambda: _zip({"/tmp/evil.png": _png(_brain())}), "unsafe path", "an absolute path"),
+    Malformed(
+        "zip_slip.zip", lambda: zip_bytes({"case/../../../etc/cron.d/evil.png": _png(_brain())}), "unsafe path", "a ../ path"
+    ),
+    Malformed("zip_absolute.zip", lambda: zip_bytes({"/tmp/evil.png": _png(_brain())}), "unsafe path", "an absolute path"),
     Malformed("nested.zip", _nested_zips, "None of the files|nested|archive", "ZIPs nested six deep"),
-    Malformed("truncated.zip", lambda: _zip({"a.png": _png(_brain())})[:-30], "not a readable ZIP|damaged", "ZIP cut short"),
+    Malformed("truncated.zip", lambda: zip_bytes({"a.png": _png(_brain())})[:-30], "not a readable ZIP|damaged", "ZIP cut short"),
 ]
 
 

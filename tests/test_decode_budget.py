@@ -6,12 +6,10 @@ bounded time and then gets DecodeBusy. The budget is set small (a few MiB), so e
 from __future__ import annotations
 
 import gzip
-import io
 import struct
 import sys
 import threading
 import time
-import zipfile
 from pathlib import Path
 
 import nibabel as nib
@@ -22,7 +20,7 @@ from seg_core.scans import DecodeBusy, ScanError, budget, limits, load_scan, set
 from seg_core.scans.images import check_image_size
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from malformed import _brain, _nifti_header, _png  # noqa: E402
+from malformed import _brain, _nifti_header, _png, zip_bytes  # noqa: E402
 
 MIB = 1024 * 1024
 #: A DICOM preamble, signature and the first bytes of a File Meta tag: what passes every sniff.
@@ -36,14 +34,6 @@ def small_budget():
     yield shared
     assert shared.reserved == 0, f"{shared.reserved} bytes still reserved"
     set_decode_budget(None)
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def _volume(shape: tuple[int, int, int], seed: int = 0) -> bytes:
@@ -60,7 +50,7 @@ def test_decode_busy_is_exported_and_is_not_the_files_fault():
 
 
 def test_a_zip_of_zeros_is_not_inflated(small_budget):
-    bomb = _zip({"case/slice.dcm": bytes(64 * MIB), "case/zeros.png": bytes(64 * MIB)})
+    bomb = zip_bytes({"case/slice.dcm": bytes(64 * MIB), "case/zeros.png": bytes(64 * MIB)})
     assert len(bomb) < 200_000
     with pytest.raises(ScanError, match="No readable DICOM|None of the files"):
         load_scan(bomb, name="zeros.zip")
@@ -70,7 +60,7 @@ def test_a_zip_of_zeros_is_not_inflated(small_budget):
 
 
 def test_a_dicom_signature_followed_by_zeros_is_not_inflated(small_budget):
-    bomb = _zip({"case/slice.dcm": b"\x00" * 128 + b"DICM" + bytes(64 * MIB)})
+    bomb = zip_bytes({"case/slice.dcm": b"\x00" * 128 + b"DICM" + bytes(64 * MIB)})
     with pytest.raises(ScanError, match="No readable DICOM"):
         load_scan(bomb, name="signature.zip")
     assert small_budget.peak <= 4 * 4096
@@ -79,7 +69,7 @@ def test_a_dicom_signature_followed_by_zeros_is_not_inflated(small_budget):
 
 
 def test_a_zip_member_that_looks_like_a_scan_is_refused_at_the_budget(small_budget):
-    bomb = _zip({"case/slice.dcm": DICM + bytes(16 * MIB)})
+    bomb = zip_bytes({"case/slice.dcm": DICM + bytes(16 * MIB)})
     with pytest.raises(ScanError, match=r"more than the whole decode budget \(4\.0 MiB") as raised:
         load_scan(bomb, name="dicm.zip")
     assert "'dicm' needs at least 16.0 MiB" in str(raised.value)
@@ -102,7 +92,7 @@ def test_a_nifti_declaring_a_huge_shape_is_refused_before_inflating(small_budget
 
 
 def test_a_zip_header_that_lies_about_sizes(small_budget):
-    liar = bytearray(_zip({"a.png": DICM + bytes(100_000)}))
+    liar = bytearray(zip_bytes({"a.png": DICM + bytes(100_000)}))
     struct.pack_into("<I", liar, 22, 5000)  # local header: uncompressed size
     central = liar.find(b"PK\x01\x02")
     struct.pack_into("<I", liar, central + 24, 5000)  # central directory
@@ -112,7 +102,7 @@ def test_a_zip_header_that_lies_about_sizes(small_budget):
     assert small_budget.peak <= 5000
     # Declaring more than it holds: the unused declared bytes are given back, and the scan loads.
     image = _png(_brain())
-    generous = bytearray(_zip({"slice.png": image}))
+    generous = bytearray(zip_bytes({"slice.png": image}))
     struct.pack_into("<I", generous, 22, 3 * MIB)
     central = generous.find(b"PK\x01\x02")
     struct.pack_into("<I", generous, central + 24, 3 * MIB)
@@ -289,7 +279,7 @@ def test_decode_busy_passes_through_every_reader(small_budget):
         "slice.png": _png(_brain()),
         "rgb48.tiff": _tiff16_rgb(),  # decoded by tifffile
         "slice.dcm": _dicom(_brain().astype(np.int16)),
-        "case.zip": _zip({"case/slice.png": _png(_brain())}),
+        "case.zip": zip_bytes({"case/slice.png": _png(_brain())}),
         "v.nii.gz": _volume((32, 32, 8)),
     }
     try:

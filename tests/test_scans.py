@@ -33,7 +33,7 @@ from seg_core.scans import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from malformed import mr_dicom  # noqa: E402
+from malformed import mr_dicom, zip_bytes  # noqa: E402
 
 NIB_DATA = Path(nib.__file__).parent / "tests" / "data"
 NICOM_DATA = Path(nib.__file__).parent / "nicom" / "tests" / "data"
@@ -57,14 +57,6 @@ def nifti_bytes(data: np.ndarray, affine: np.ndarray | None = None, *, gz: bool 
     image = klass(data, np.eye(4) if affine is None else affine)
     raw = image.to_bytes()
     return gzip.compress(raw) if gz else raw
-
-
-def zip_bytes(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
 
 
 def dicom_bytes(

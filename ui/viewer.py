@@ -8,41 +8,13 @@ strip jumps there (a plotly selection event, ``st.plotly_chart(on_select=...)``)
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from seg_core.visualize import TRUTH_COLOR, default_slice, mask_outline, mask_picture, square_pixels
-
-
-def truth_outline_width(shape: tuple[int, ...]) -> int:
-    """Ground-truth outline thickness in image pixels for a slice ``(H, W[, 3])``: at least 2 px on screen.
-
-    Compare shows up to four panels about 260 px wide; a 2-px band of a 256-px slice stays 2 screen
-    pixels there, a 512-px slice needs 4. (The model's own contour keeps ``outline_width``.)
-    """
-    return max(2, math.ceil(2 * max(shape[:2]) / 256))
-
-
-def scan_picture(
-    gray: np.ndarray,
-    mask: np.ndarray,
-    truth: np.ndarray | None = None,
-    pixel_spacing: tuple[float, float] | None = None,
-    opacity: float = 0.45,
-    style: str = "fill",
-) -> np.ndarray:
-    """The model's mask over an 8-bit slice ``(H, W)`` and the ground truth outlined (opaque, at least 2 px): RGB.
-
-    As :func:`seg_core.visualize.mask_picture`, but with a truth outline thick enough for small panels.
-    """
-    picture = mask_picture(gray, mask, None, None, opacity=opacity, style=style)
-    if truth is not None and np.any(truth):
-        picture[mask_outline(truth, truth_outline_width(gray.shape))] = TRUTH_COLOR
-    return picture if pixel_spacing is None else square_pixels(picture, pixel_spacing)
+from seg_core.visualize import default_slice
 
 
 def _placed_key(slider_key: str) -> str:

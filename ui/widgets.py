@@ -14,7 +14,7 @@ import streamlit as st
 
 from seg_core.display_names import sequence_list
 from seg_core.inference import Prediction, Segmenter
-from seg_core.scans import Scan, ScanError, load_scan
+from seg_core.scans import DecodeBusy, Scan, ScanError, load_scan
 from ui.cache import file_key, predict, sample, sample_list, scan_from_upload
 from ui.state import PENDING_SAMPLE, ActiveScan, get_active_scan, set_active_scan, upload_stem
 
@@ -78,6 +78,9 @@ def scan_picker(page: str) -> ActiveScan | None:
                 except ScanError as error:
                     st.error(f"Could not use this upload: {error}")
                     return None
+                except DecodeBusy as error:  # not the file's fault: the server is reading other uploads
+                    st.warning(busy_message(error))
+                    return None
                 except Exception as error:  # the reader is hardened; anything else is still the file's fault
                     logger.exception("unexpected error reading an upload")
                     st.error(f"Could not use this upload: unexpected {type(error).__name__}: {error}")
@@ -115,6 +118,15 @@ def scan_picker(page: str) -> ActiveScan | None:
     return active
 
 
+def busy_message(error: DecodeBusy) -> str:
+    """What to tell the user when other uploads hold the decode budget: their file is fine, wait and retry."""
+    seconds = max(1, round(error.retry_after_s))
+    return (
+        "The server is busy reading other uploads, so this file was not read yet (nothing is wrong with it). "
+        f"Try again in about {seconds} s: press R or re-select the file."
+    )
+
+
 def truth_picker(page: str, active: ActiveScan) -> np.ndarray | None:
     """Optional ground-truth mask upload (same size as the scan); returns the mask ``(D, H, W)`` or the scan's own."""
     upload = st.file_uploader(
@@ -129,6 +141,9 @@ def truth_picker(page: str, active: ActiveScan) -> np.ndarray | None:
         mask_scan = load_scan(upload.getvalue(), name=upload.name)
     except ScanError as error:
         st.error(f"Could not use this mask: {error}")
+        return active.truth
+    except DecodeBusy as error:
+        st.warning(busy_message(error))
         return active.truth
     mask = (mask_scan.array[0] > 0).astype(np.uint8)
     if mask.shape != active.scan.shape:

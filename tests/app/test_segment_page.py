@@ -195,13 +195,12 @@ def test_upload_stem_names_downloads_after_the_files() -> None:
 def test_ground_truth_outline_is_at_least_two_pixels_wide_in_its_own_colour() -> None:
     import numpy as np
 
-    from seg_core.visualize import TRUTH_COLOR
-    from ui.viewer import scan_picture
+    from seg_core.visualize import TRUTH_COLOR, mask_picture
 
     gray = np.full((128, 128), 100, dtype=np.uint8)
     truth = np.zeros((128, 128), dtype=np.uint8)
     truth[40:80, 40:80] = 1
-    picture = scan_picture(gray, np.zeros_like(truth), truth)
+    picture = mask_picture(gray, np.zeros_like(truth), truth)
     outlined = np.all(picture == np.asarray(TRUTH_COLOR, dtype=np.uint8), axis=-1)
     row = outlined[60]  # across the left and right edges of the square
     assert row[40] and row[41] and row[78] and row[79] and not row[60]
@@ -230,3 +229,26 @@ def test_a_volume_opens_in_niivue_with_its_mask_on_the_same_grid(weights_env) ->
     mask = nib.Nifti1Image.from_bytes(gzip.decompress(mask_bytes))
     assert image.shape == mask.shape and np.allclose(image.affine, mask.affine)
     assert image.get_data_dtype() == np.uint8 and 0 < np.asarray(mask.dataobj).sum() < np.prod(mask.shape)
+
+
+def test_an_upload_that_finds_the_decode_budget_busy_says_so_and_reads_on_the_next_run(weights_env) -> None:
+    import streamlit as st
+
+    from seg_core.scans import set_decode_budget
+    from seg_core.scans.budget import Reservation
+
+    st.cache_resource.clear()  # the slice must be decoded, not found among scans read by earlier tests
+    budget = set_decode_budget(4 * 1024 * 1024, wait_s=0.2)
+    other_upload = Reservation(budget, "another upload")
+    budget.acquire(other_upload, budget.capacity)  # another user's scan holds the whole budget
+    try:
+        at = upload_slice(app_test(PAGE))
+        assert not at.exception and not at.error and not at.image
+        assert at.warning and "busy reading other uploads" in at.warning[0].value
+        assert "nothing is wrong with it" in at.warning[0].value
+        other_upload.close()
+        at.run()  # the same file, once the other upload is done
+        assert not at.exception and not at.warning and len(at.image) == 1
+    finally:
+        other_upload.close()
+        set_decode_budget(None)
