@@ -547,8 +547,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.handler(args)
-    except (ScanError, WeightsError, DatasetError, KeyError, FileNotFoundError) as error:
-        # Expected problems (a bad file, an unknown model) get one clear line, not a traceback.
+    except (ScanError, WeightsError, DatasetError, KeyError, FileNotFoundError, ConnectionError) as error:
+        # Expected problems (a bad file, an unknown model, no Ray cluster at --ray) get one clear line, not a traceback.
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"error: {message}", file=sys.stderr)
         return 2

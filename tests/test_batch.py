@@ -212,3 +212,17 @@ def test_ray_auto_without_a_cluster_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "error: no Ray cluster at 'auto'" in result.stderr and "ray start --head" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_evaluate_with_ray_auto_without_a_cluster_is_a_clear_error(data_root: Path) -> None:
+    pytest.importorskip("ray", reason="Ray is optional: pip install -r requirements-cluster.txt")
+    if os.environ.get("RAY_ADDRESS") or Path("/tmp/ray/ray_current_cluster").exists():
+        pytest.skip("a Ray cluster runs on this machine: --ray auto would join it")
+    command = [sys.executable, "-m", "seg_core", "evaluate", "--model", "unet.lgg", "--dataset", "lgg"]
+    command += ["--split", "test", "--data-root", str(data_root), "--ray", "auto"]  # no --limit: that runs in-process
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("error: no Ray cluster at 'auto'") and "ray start --head" in result.stderr
