@@ -528,6 +528,23 @@ def test_zip_of_slices_natural_order_rgb_and_label():
     assert scan.label.dtype == np.uint8 and set(np.unique(scan.label)) == {0, 1}
 
 
+def test_lgg_case_with_one_sequence_repeated_keeps_three_channels_and_other_gray_rgb_stays_gray():
+    # TCGA_DU_7013 in the LGG release: its three channels are one image (a missing sequence filled in).
+    rng = np.random.default_rng(3)
+    slices = [rng.integers(0, 255, (16, 16), dtype=np.uint8) for _ in range(3)]
+    rgb = [np.repeat(s[..., None], 3, axis=2) for s in slices]
+    lgg = {f"TCGA_DU_7013_19860523/TCGA_DU_7013_19860523_{k + 1}.png": png_bytes(a) for k, a in enumerate(rgb)}
+    scan = load_scan(zip_bytes(lgg), name="case.zip")
+    assert scan.modalities == ("t1", "flair", "t1c") and scan.array.shape == (3, 3, 16, 16)
+    assert any("one image repeated" in note for note in scan.meta["notes"])
+    one = load_scan(png_bytes(rgb[0]), name="TCGA_DU_7013_19860523_1.png")
+    assert one.modalities == ("t1", "flair", "t1c") and one.array.shape == (3, 1, 16, 16)
+    # The same pixels under other names are a gray picture saved as RGB: one channel.
+    other = {f"case/slice_{k + 1}.png": png_bytes(a) for k, a in enumerate(rgb)}
+    assert load_scan(zip_bytes(other), name="case.zip").modalities == (UNSPECIFIED,)
+    assert load_scan(png_bytes(rgb[0]), name="photo.png").array.shape == (1, 1, 16, 16)
+
+
 def test_slice_folder_from_path(tmp_path):
     members, expected, label = lgg_like_case(4)
     for name, data in members.items():

@@ -46,13 +46,19 @@ class ImageReader:
         return read_single_image(group.files[0])
 
 
+#: A TCGA-LGG ``kaggle_3m`` slice: ``TCGA_<institution>_<patient>_<date>_<n>``. Its three channels are
+#: pre-contrast, FLAIR and post-contrast even where the release repeated one sequence for a missing
+#: one (TCGA_DU_7013: all three equal), so such a case is not collapsed to gray.
+LGG_SLICE_NAME = re.compile(r"^TCGA_[A-Z0-9]{2}_[A-Z0-9]{4}_\d{8}_\d+$", re.IGNORECASE)
+
+
 def read_single_image(f: ScanFile) -> Scan:
     kind = image_kind(f)
     pages = decode_image(f, kind)
     if len(pages) > 1:
         # A multi-page TIFF is a stack of slices.
         return _read_tiff_pages(f, pages)
-    array, modalities = stack_pages(pages)
+    array, modalities = stack_pages(pages, keep_colour=bool(LGG_SLICE_NAME.match(strip_ext(f.basename))))
     return Scan(
         array=np.ascontiguousarray(array, dtype=np.float32),
         modalities=modalities,
@@ -82,14 +88,17 @@ def _read_tiff_pages(f: ScanFile, pages: list[Page]) -> Scan:
     return scan
 
 
-def stack_pages(pages: list[Page]) -> tuple[np.ndarray, tuple[str, ...]]:
+def stack_pages(pages: list[Page], keep_colour: bool = False) -> tuple[np.ndarray, tuple[str, ...]]:
     """Pages of equal size -> ``(C, D, H, W)`` float32: one gray channel, or three LGG channels.
+
+    Colour pages whose channels are equal are read as one gray channel, unless ``keep_colour``
+    (an LGG case by its file names, whose channels are sequences even where they repeat).
 
     The values are counted again, now that the decoded pages say whether they are colour, against
     :data:`~.limits.MAX_VOXELS`, and charged to the decode budget before the float32 copies are made.
     """
     height, width = pages[0].pixels.shape[:2]
-    gray = all(p.gray_equivalent for p in pages)
+    gray = not (keep_colour and all(p.pixels.shape[2] == 3 for p in pages)) and all(p.gray_equivalent for p in pages)
     values = len(pages) * height * width * (1 if gray else 3)
     if values > limits.MAX_VOXELS:
         raise ScanError(

@@ -15,7 +15,7 @@ from . import limits
 from .base import FileGroup
 from .detect import image_kind
 from .files import ScanFile, natural_key, strip_ext
-from .images import MASK_STEM, ImageReader, Page, decode_image, image_meta, stack_pages
+from .images import LGG_SLICE_NAME, MASK_STEM, ImageReader, Page, decode_image, image_meta, stack_pages
 from .limits import ScanError
 from .scan import Scan, add_note
 
@@ -35,8 +35,11 @@ class SliceStackReader:
     def read(self, group: FileGroup) -> Scan:
         images, masks = _split_masks(group.files)
         pages = _decode_slices(images)
-        array, modalities = stack_pages([p for _, p in pages])
+        lgg_case = all(LGG_SLICE_NAME.match(strip_ext(f.basename)) for f in images)
+        array, modalities = stack_pages([p for _, p in pages], keep_colour=lgg_case)
         notes: list[str] = []
+        if lgg_case and len(modalities) == 3 and np.array_equal(array[0], array[1]) and np.array_equal(array[1], array[2]):
+            notes.append("its three channels are one image repeated: the LGG release fills a missing sequence so")
         label = _stack_label(images, masks, pages, notes) if masks else None
         kinds = {p.kind for _, p in pages}
         single = len(pages) == 1
