@@ -22,6 +22,7 @@ from typing import Any
 
 from seg_core.data import split_sha256
 from seg_core.model_card import training_lineage
+from seg_core.models import get_spec
 from seg_core.weights import WEIGHTS_DIR, list_weights, read_config, record_metrics
 
 # The leaderboard's file lives beside the weights; reading and writing it is seg_core.weights' job.
@@ -159,7 +160,9 @@ def leaderboard_row(model_id: str, weights_dir: str | Path = WEIGHTS_DIR) -> dic
     row["train_cpu_minutes"] = training.get("cpu_minutes")
     row["stopped"] = training.get("stopped")
     row["hd95_convention"] = test.get("hd95_convention")
-    row["time_steps"] = (config.get("model_config") or {}).get("time_steps") if row["spiking"] else None
+    # A model_config without time_steps runs with its architecture's default (tcsa_snn: 4), as the model is built.
+    default_steps = get_spec(config["architecture"]).time_steps if row["spiking"] else None
+    row["time_steps"] = (config.get("model_config") or {}).get("time_steps", default_steps) if row["spiking"] else None
     for metric in IMAGE_METRICS:
         row[f"{metric}_mean"] = test.get(f"{metric}_mean")
         row[f"{metric}_std"] = test.get(f"{metric}_std")

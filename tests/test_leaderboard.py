@@ -163,3 +163,17 @@ def test_recorded_figures_are_standard_json_and_the_card_follows(tmp_path: Path)
     assert read_leaderboard(tmp_path) is None
     write_leaderboard({"rows": [{"dice_mean": float("inf")}]}, tmp_path)
     assert read_leaderboard(tmp_path) == {"rows": [{"dice_mean": None}]}
+
+
+def test_spiking_rows_state_the_time_steps_their_model_runs_with() -> None:
+    from seg_core.weights import read_config
+
+    board = read_leaderboard(WEIGHTS_DIR)
+    spiking = [row for row in board["rows"] if row["spiking"]]
+    assert spiking, "no spiking model shipped"
+    for row in spiking:
+        config = read_config(WEIGHTS_DIR / row["id"])
+        built = create_model(row["architecture"], **config.get("model_config", {}))
+        assert row["time_steps"] == built.time_steps >= 1, row["id"]
+    assert any(row["time_steps"] >= 4 for row in spiking), "issue 15: at least one shipped SNN runs T >= 4 steps"
+    assert "yes (T=4)" in render_markdown(board)
