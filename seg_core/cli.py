@@ -28,7 +28,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_zoo(args: argparse.Namespace) -> int:
-    from seg_core.train.zoo import ZooQueue, protocol_for, run_queue
+    from seg_core.train.zoo import ZooQueue, protocol_for, run_queue, status_lines
 
     architectures = tuple(name for name in args.architectures.split(",") if name)
     queue = ZooQueue(
@@ -46,9 +46,7 @@ def _train_zoo(args: argparse.Namespace) -> int:
         return 0
     if not args.status:
         run_queue(queue, workers=args.workers)
-    for model_id, job in queue.state.items():
-        figures = " ".join(f"{key} {job[key]:.4f}" for key in ("val_dice", "test_dice") if key in job)
-        print(f"{model_id:<28} {job['status']:<10} {figures}")
+    print("\n".join(status_lines(queue)))
     return 0
 
 

@@ -271,7 +271,7 @@ def render_markdown(board: dict[str, Any]) -> str:
                 "n/a" if row["params"] is None else f"{row['params'] / 1e6:.2f} M",
                 "n/a" if row["energy_mj"] is None else f"{row['energy_mj']:.3f} mJ",
                 "n/a" if row["latency_ms"] is None else f"{row['latency_ms']:.0f} ms ({row.get('backend', 'torch')})",
-                _training_cell(row),
+                training_summary(row),
             ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
@@ -296,7 +296,8 @@ def _metric_cell(row: dict[str, Any], metric: str) -> str:
     return cell + " *" if metric == "hd95" and row["hd95_mean"] is not None and not row.get("hd95_convention") else cell
 
 
-def _training_cell(row: dict[str, Any]) -> str:
+def training_summary(row: dict[str, Any]) -> str:
+    """What a leaderboard row's training spent, in words: "60 of 60 CPU-min", "closed-form fit", ..."""
     from seg_core.models import get_spec
 
     if row.get("stopped") == "closed_form" or not get_spec(row["architecture"]).trainable:

@@ -98,3 +98,22 @@ def test_spiking_jobs_wait_for_a_teacher(tmp_path):
     queue.state["unet.figshare"].update(status="shipped", val_dice=0.7)
     assert queue.ready("csa_snn.figshare") and queue.teacher() == "unet.figshare"
     assert "--teacher" in queue.command("csa_snn.figshare") and "unet.figshare" in queue.command("csa_snn.figshare")
+
+
+def test_status_lines_show_each_shipped_models_recorded_test_figure_training_and_time_steps(tmp_path):
+    from seg_core.leaderboard import leaderboard_row
+    from seg_core.train.zoo import status_lines
+
+    queue = ZooQueue(protocol_for("figshare"), "../shared/data", tmp_path, WEIGHTS_DIR)
+    shipped = [model_id for model_id in queue.state if (WEIGHTS_DIR / model_id / "config.json").is_file()]
+    assert shipped, "no figshare weights shipped"
+    for model_id in queue.state:
+        queue.state[model_id]["status"] = "shipped" if model_id in shipped else "pending"
+    lines = dict(zip(queue.state, status_lines(queue)[1:], strict=True))
+    for model_id in shipped:
+        row = leaderboard_row(model_id, WEIGHTS_DIR)
+        assert f" {row['primary_mean']:.4f} " in lines[model_id], lines[model_id]
+        assert lines[model_id].endswith(f" {row['time_steps']}" if row["time_steps"] else " -")
+        if row.get("budget_cpu_minutes") and row["architecture"] not in ("naive_prior", "pixel_classifier"):
+            assert f"of {row['budget_cpu_minutes']:.0f} CPU-min" in lines[model_id]
+    assert all(lines[m].split()[1] == "pending" and len(lines[m].split()) == 2 for m in queue.state if m not in shipped)

@@ -329,3 +329,31 @@ def run_queue(queue: ZooQueue, workers: int = 2, poll_s: float = 10.0, python: s
                 )
             queue.save()
     return queue.state
+
+
+STATUS_HEADER = f"{'model':<28} {'status':<10} {'val':>6} {'test':>6}  {'training':<28} {'train kWh':>9} {'mJ/image':>8} {'T':>2}"
+
+
+def status_lines(queue: ZooQueue) -> list[str]:
+    """The queue's jobs, one line each: status and validation Dice, and for a shipped model what the
+    leaderboard records (test figure, per patient for volumes), what its training spent of the
+    budget, the training energy, the inference energy per image and the spiking time steps."""
+    from seg_core.leaderboard import leaderboard_row, training_summary
+
+    lines = [STATUS_HEADER]
+    for model_id, job in queue.state.items():
+        val = f"{job['val_dice']:.4f}" if "val_dice" in job else ""
+        line = f"{model_id:<28} {job['status']:<10} {val:>6}"
+        if job["status"] == "shipped" and (queue.weights_dir / model_id / "config.json").is_file():
+            row = leaderboard_row(model_id, queue.weights_dir)
+            kwh, mj = row.get("train_energy_kwh"), row.get("energy_mj")
+            line += (
+                f" {_figure(row.get('primary_mean')):>6}  {training_summary(row):<28} {_figure(kwh):>9} {_figure(mj, 3):>8}"
+                f" {row.get('time_steps') or '-':>2}"
+            )
+        lines.append(line.rstrip())
+    return lines
+
+
+def _figure(value: float | None, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
