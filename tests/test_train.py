@@ -248,6 +248,8 @@ def test_a_cpu_budget_stops_the_run_and_is_recorded(data_root, small_split) -> N
     training = json.loads((weights_dir / "unet.figshare" / "metrics.json").read_text())["training"]
     assert training["stopped"] == "budget" and training["cpu_minutes"] >= 0.05
     assert training["history"][-1]["lr"] < config.lr  # annealed as the budget was spent
+    # The whole learning curve is recorded, past the best epoch too.
+    assert [row["epoch"] for row in training["history"]] == list(range(summary["epochs_run"]))
     # Resuming a spent budget trains nothing more.
     assert train(config, resume=True, progress=False)["epochs_run"] == summary["epochs_run"]
 
@@ -351,3 +353,25 @@ def test_augmented_batches_keep_shapes_and_binary_masks() -> None:
     images, masks = augmented_batch(arrays, np.array([4, 0, 2]), augmentation(seed=0), torch.device("cpu"))
     assert images.shape == (3, 2, 16, 16) and images.dtype == torch.float32
     assert masks.shape == (3, 1, 16, 16) and set(torch.unique(masks).tolist()) <= {0.0, 1.0}
+
+
+def test_the_training_record_keeps_every_epoch_past_the_best_one(tmp_path) -> None:
+    import shutil
+
+    from seg_core.train.record import record_training_totals
+    from seg_core.weights import WEIGHTS_DIR, record_metrics
+
+    config = TrainConfig(weights_dir=str(tmp_path))
+    rows = [
+        {"epoch": e, "loss": 1.0 - e / 10, "val_dice": [0.5, 0.7, 0.6][e], "elapsed_s": 60.0 * (e + 1), "cpu_s": 50.0 * (e + 1)}
+        for e in range(3)
+    ]
+    (tmp_path / config.model_id).mkdir()
+    shutil.copy(WEIGHTS_DIR / config.model_id / "config.json", tmp_path / config.model_id)  # for the model card
+    # What export() wrote when epoch 1 was the best: the curve up to it.
+    record_metrics(tmp_path / config.model_id, "training", {"val_dice_per_image": 0.7, "best_epoch": 1, "history": rows[:2]})
+    energy = {"energy_kwh": 0.001, "emissions_kg": 0.0004, "tracked_s": 150.0, "energy_method": "test", "carbon_country": "DEU"}
+    record_training_totals(config, energy, rows, 3, "budget")
+    training = json.loads((tmp_path / config.model_id / "metrics.json").read_text())["training"]
+    assert [row["epoch"] for row in training["history"]] == [0, 1, 2] and training["best_epoch"] == 1
+    assert training["epochs_run"] == 3 and training["cpu_minutes"] == 2.5

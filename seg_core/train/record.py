@@ -64,6 +64,9 @@ def record_training_totals(
         "wall_time_s": round(history[-1]["elapsed_s"], 1) if history else 0.0,
         "cpu_minutes": round(history[-1].get("cpu_s", 0.0) / 60, 2) if history else 0.0,
         "energy": energy,
+        # Every epoch's row, not only those up to the best one exported: the whole learning curve, so a
+        # reader can see whether validation was still rising when the budget ran out.
+        "history": history,
     }
     if config.init_from:
         # A fine-tune's own figures cover only the fine-tuning: keep the initial weights' training record
