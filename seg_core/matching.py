@@ -1,4 +1,4 @@
-"""Which trained models fit a scan: right inputs, trained on that kind of data, best test figure first.
+"""Which trained models fit a scan: right inputs, trained on that kind of data, best validation figure first.
 
 A model of the zoo can *run* on a scan when the scan holds every sequence its weights were trained
 on (:func:`seg_core.inference.select_channels` decides, so the ranking never offers a model that
@@ -11,10 +11,12 @@ same kind of data:
   T1c slice although it holds a T1c channel), for volumes the model's sequences among the scan's
   (a BraTS case often brings T1 and T2 besides FLAIR and T1c).
 
-Within each group models are ordered by their test figure on their own data set (the leaderboard's
-primary figure: Dice per patient for volume data sets, per image for slices), read from each
-weights folder's ``metrics.json``. A model trained on other data keeps its figure, but the figure
-says nothing about this scan, which :attr:`ModelFit.reason` says.
+Within each group models are ordered by their validation figure on their own data set (the Dice
+``select`` chose their settings by: per patient for volume data sets, per image for slices), read
+from each weights folder's ``metrics.json``: which model to preselect is a choice, and choices are
+made on validation, never on test. The test figure (the leaderboard's primary figure) is reported
+beside it. A model trained on other data keeps its figures, but they say nothing about this scan,
+which :attr:`ModelFit.reason` says.
 
 Example:
     >>> scan = load_scan("BraTS2021_00000/")                 # doctest: +SKIP
@@ -87,6 +89,7 @@ class ModelFit:
         group: ``"made_for_scan"``, ``"other_data"`` or ``"cannot_run"``.
         reason: one plain sentence: why it fits, or why not (the app shows it as the warning).
         test_dice: the model's primary test figure on its own data set, or None when not measured.
+        val_dice: its validation figure (what the ranking uses), or None when not recorded.
     """
 
     model_id: str
@@ -94,6 +97,7 @@ class ModelFit:
     group: str
     reason: str
     test_dice: float | None
+    val_dice: float | None = None
 
 
 def scan_kind(scan: Scan) -> str:
@@ -143,6 +147,15 @@ def _test_figure(folder: Path, dataset: str) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+def _validation_figure(folder: Path) -> float | None:
+    """The validation Dice ``select`` chose the model's settings by (None when not recorded)."""
+    try:
+        value = json.loads((folder / METRICS_NAME).read_text())["selection"]["chosen"]["dice_mean"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return None
+    return float(value) if isinstance(value, int | float) else None
+
+
 def _title(architecture: str, dataset: str) -> str:
     from seg_core.models import get_spec
 
@@ -165,11 +178,14 @@ def _fit(scan: Scan, kind: str, model_id: str, folder: Path) -> ModelFit:
     modalities = [str(m) for m in config["modalities"]]
     title = _title(str(config["architecture"]), dataset)
     figure = _test_figure(folder, dataset)
+    validation = _validation_figure(folder)
     training = TRAINING_DATA.get(dataset)
     trained_on = training.words if training else f"the {dataset or 'unrecorded'} data set"
     scan_words = _scan_words(scan, kind)
     if not _runs_on(scan, modalities):
-        return ModelFit(model_id, title, CANNOT_RUN, f"It needs {sequence_list(modalities)}; this scan is {scan_words}.", figure)
+        return ModelFit(
+            model_id, title, CANNOT_RUN, f"It needs {sequence_list(modalities)}; this scan is {scan_words}.", figure, validation
+        )
     if training and kind in training.kinds and _same_sequences(scan, kind, modalities):
         if list(scan.modalities) == [UNSPECIFIED]:
             reason = (
@@ -177,13 +193,13 @@ def _fit(scan: Scan, kind: str, model_id: str, folder: Path) -> ModelFit:
             )
         else:
             reason = f"Trained on {trained_on}, like this scan."
-        return ModelFit(model_id, title, MADE_FOR_SCAN, reason, figure)
+        return ModelFit(model_id, title, MADE_FOR_SCAN, reason, figure, validation)
     if list(scan.modalities) == [UNSPECIFIED]:
         reads = f"it reads the scan as {sequence_list(modalities)}"
     else:
         reads = f"it reads only {sequence_list(modalities)}" if len(modalities) < len(scan.modalities) else ""
     reason = f"It was trained on {trained_on}, but this scan is {scan_words}" + (f"; {reads}." if reads else ".")
-    return ModelFit(model_id, title, OTHER_DATA, reason, figure)
+    return ModelFit(model_id, title, OTHER_DATA, reason, figure, validation)
 
 
 def rank_models(scan: Scan, weights_dir: str | Path | None = None, model_ids: list[str] | None = None) -> list[ModelFit]:
@@ -196,7 +212,7 @@ def rank_models(scan: Scan, weights_dir: str | Path | None = None, model_ids: li
 
     Returns:
         One :class:`ModelFit` per model, grouped in the order of :data:`GROUPS` and, within a group,
-        best test figure first (unmeasured last, ties by id).
+        best validation figure first (unrecorded last, ties by id).
 
     Raises:
         WeightsError: a model id that has no weights folder.
@@ -210,7 +226,7 @@ def rank_models(scan: Scan, weights_dir: str | Path | None = None, model_ids: li
             raise WeightsError(f"No weights folder {model_id!r} in {folder}; shipped: {', '.join(list_weights(folder))}")
         fits.append(_fit(scan, kind, model_id, folder / model_id))
     order = {group: i for i, group in enumerate(GROUPS)}
-    return sorted(fits, key=lambda f: (order[f.group], f.test_dice is None, -(f.test_dice or 0.0), f.model_id))
+    return sorted(fits, key=lambda f: (order[f.group], f.val_dice is None, -(f.val_dice or 0.0), f.model_id))
 
 
 def choose_model(scan: Scan, weights_dir: str | Path | None = None) -> ModelFit:
@@ -246,4 +262,5 @@ def fit_summary(fit: ModelFit) -> dict[str, Any]:
         "group": fit.group,
         "reason": fit.reason,
         "test_dice": fit.test_dice,
+        "val_dice": fit.val_dice,
     }

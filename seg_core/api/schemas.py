@@ -88,6 +88,7 @@ class ModelChoice(BaseModel):
     group: Literal["made_for_scan", "other_data"] = Field(description="made for this kind of scan, or trained on other data")
     reason: str = Field(description="one plain sentence: why it fits, or why it may not")
     test_dice: float | None = Field(description="the model's test Dice on its own data set")
+    val_dice: float | None = Field(None, description="its validation Dice, by which the models are ranked")
 
 
 class SegmentResult(BaseModel):
