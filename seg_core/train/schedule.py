@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -49,7 +50,10 @@ def load_teacher(config: TrainConfig, device: torch.device) -> torch.nn.Module |
     """The frozen teacher network for distillation, or ``None``; it must see the student's inputs."""
     if not config.teacher:
         return None
-    loaded = load_model(config.teacher)
+    # An id is looked up beside this run's own output first: the zoo queue trains the teacher there,
+    # and may run from a checkout whose weights/ does not hold it yet.
+    beside = Path(config.weights_dir) / config.teacher if config.weights_dir else None
+    loaded = load_model(beside if beside is not None and beside.is_dir() else config.teacher)
     if loaded.config.get("normalization") != config.normalization or list(loaded.config["input_size"]) != [config.size] * 2:
         raise ValueError(f"teacher {config.teacher} was trained on other inputs (normalisation or size) than this run")
     teacher = loaded.model.to(device).eval()
