@@ -225,6 +225,22 @@ def test_a_recording_in_one_thread_does_not_see_another_threads_calls() -> None:
     assert all(spikes.shape[1] == 1 for spikes in rec.spikes.values())
 
 
+def test_temporal_attention_whose_hidden_units_are_all_negative_still_responds_and_learns() -> None:
+    # The state that froze one block of the first T=4 TCSA-SNN: every hidden unit negative for the
+    # (all positive) squeezed inputs. A plain ReLU outputs exactly 0.5 there and passes no gradient.
+    from seg_core.models.blocks.spiking import TemporalAttention
+
+    attention = TemporalAttention(time_steps=4, ratio=1)
+    with torch.no_grad():
+        attention.mlp[0].weight.copy_(-torch.rand(4, 4) - 0.1)
+        attention.mlp[2].weight.copy_(torch.randn(4, 4))
+    steps = torch.rand(4, 2, 3, 8, 8) * torch.tensor([0.2, 1.0, 0.5, 2.0]).view(4, 1, 1, 1, 1)
+    weights = attention(steps)
+    assert float(weights.std()) > 1e-3
+    weights.sum().backward()
+    assert float(attention.mlp[0].weight.grad.abs().sum()) > 0
+
+
 @pytest.mark.parametrize("width", [4, 8])
 def test_narrower_widths_build_and_run(width: int) -> None:
     for name in SPIKING:

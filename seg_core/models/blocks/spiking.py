@@ -246,6 +246,12 @@ class TemporalAttention(nn.Module):
     Each time step's tensor ``(C, H, W)`` is squeezed to a scalar by average and by max pooling;
     a shared two-layer MLP over the ``T`` scalars and a sigmoid give the weights.
 
+    The MLP's hidden activation is a leaky ReLU, not TA-SNN's ReLU: its hidden layer has only
+    ``T // ratio`` units without biases, and the squeezed inputs are all positive, so one unlucky
+    step can drive every unit negative for every input. With a plain ReLU the module then outputs
+    exactly 0.5 forever and gets no gradient to recover (it happened to one block of the first
+    trained TCSA-SNN at T = 4); the leak keeps a gradient flowing.
+
     Args:
         time_steps: ``T``; the MLP's size depends on it.
         ratio: reduction of the MLP's hidden layer (``T // ratio``, at least 1).
@@ -257,7 +263,9 @@ class TemporalAttention(nn.Module):
         super().__init__()
         self.time_steps = time_steps
         hidden = max(time_steps // ratio, 1)
-        self.mlp = nn.Sequential(nn.Linear(time_steps, hidden, bias=False), nn.ReLU(), nn.Linear(hidden, time_steps, bias=False))
+        self.mlp = nn.Sequential(
+            nn.Linear(time_steps, hidden, bias=False), nn.LeakyReLU(0.1), nn.Linear(hidden, time_steps, bias=False)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[0] != self.time_steps:
