@@ -20,9 +20,11 @@ EXPORTABLE = [m for m in SHIPPED if onnx_unsupported_reason(load_model(m).config
 # Logits of the fp32 graph and the eager network differ by reordered float sums only: at most
 # 2e-5 measured across the zoo; 1e-3 leaves room for other CPUs' kernels.
 LOGIT_TOLERANCE = 1e-3
-# SegNet unpools with the argmax indices of its max-pooling: where a window holds equal values (the
-# zero background), the two runtimes may pick different positions. Measured 7.3e-3 at most.
-LOGIT_TOLERANCE_BY_ARCH = {"segnet_ag": 2e-2}
+# SegNet unpools with the argmax indices of its max-pooling: where a window holds equal values (zero
+# background, zeros after a ReLU), the two runtimes may pick different positions, and the logits there
+# differ by more than float reordering (0.15 measured on segnet_ag.lgg, at a logit of -11). Such ties
+# lie in confident background, so SegNet is compared on the tumor probability (1.7e-6 measured there).
+PROBABILITY_TOLERANCE_BY_ARCH = {"segnet_ag": 1e-3}
 
 
 @pytest.fixture(autouse=True)
@@ -53,8 +55,13 @@ def test_onnxruntime_agrees_with_torch(model_id: str, data_root: Path) -> None:
     channels = reference.prepare(scan)
     images = np.stack([reference.normalize.slice(channels, d) for d in reference.occupied_slices(scan, channels)[:8]])
     images = torch.nn.functional.interpolate(torch.from_numpy(images), size=reference.input_size, mode="bilinear").numpy()
-    tolerance = LOGIT_TOLERANCE_BY_ARCH.get(loaded.config["architecture"], LOGIT_TOLERANCE)
-    assert np.abs(exported.forward(images) - reference.forward(images)).max() <= tolerance
+    exported_logits, reference_logits = exported.forward(images), reference.forward(images)
+    architecture = loaded.config["architecture"]
+    if architecture in PROBABILITY_TOLERANCE_BY_ARCH:
+        difference = torch.sigmoid(torch.from_numpy(exported_logits)) - torch.sigmoid(torch.from_numpy(reference_logits))
+        assert float(difference.abs().max()) <= PROBABILITY_TOLERANCE_BY_ARCH[architecture]
+    else:
+        assert np.abs(exported_logits - reference_logits).max() <= LOGIT_TOLERANCE
     expected, got = reference(scan), exported(scan)
     assert (expected.backend, got.backend) == ("torch", "onnxruntime")
     assert _dice(expected.mask > 0, got.mask > 0) >= 0.999
