@@ -175,6 +175,7 @@ def test_spiking_rows_state_the_time_steps_their_model_runs_with() -> None:
         config = read_config(WEIGHTS_DIR / row["id"])
         built = create_model(row["architecture"], **config.get("model_config", {}))
         assert row["time_steps"] == built.time_steps >= 1, row["id"]
+    assert any(row["time_steps"] >= 4 for row in spiking), "issue 15: at least one shipped SNN runs T >= 4 steps"
     table = render_markdown(board)
     for row in spiking:
         assert f"| `{row['id']}` | yes (T={row['time_steps']}) |" in table, row["id"]
