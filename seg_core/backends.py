@@ -8,14 +8,16 @@ Both backends take a batch of preprocessed slices ``(N, C, H, W)`` float32 and r
 * ``onnxruntime`` / ``onnxruntime-int8``: the network exported with ``torch.onnx.export`` (dynamo exporter, dynamic batch)
   at first use, cached outside git under :func:`export_cache_dir`, keyed by the weights' sha256,
   the input shape and the torch / ONNX Runtime versions, so a new runtime or new weights never reuse
-  a stale graph. ``python -m seg_core export --model ID`` builds the same file ahead of time.
+  a stale graph. ``python -m seg_core export --model ID`` builds the same file ahead of time. The
+  int8 graph is quantised from that export with the weights' shipped calibration ranges, at first use
+  too (:func:`int8_graph`), and cached beside it.
 
 Why ONNX Runtime by default (``benchmarks/volume_speed.py``, the README's tables, one BraTS volume
 with unet.figshare on 2 cores): its fp32 graph took 1.55 s against 1.98 s for torch eager fp32, and
-the int8 graph that :mod:`seg_core.quantize` ships beside validated weights 1.15 s; with torch held to
-AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``, no bf16) torch took 1.76 s and int8 1.11 s. Its masks agree with
-torch's (``tests/test_backends.py``). OpenVINO was probed by the issue's reporter at torch-eager speed
-with default settings, so it is not added.
+the int8 graph (:func:`int8_graph`, built from the calibration ranges :mod:`seg_core.quantize` ships
+beside validated weights) 1.15 s; with torch held to AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``, no bf16) torch
+took 1.76 s and int8 1.11 s. Its masks agree with torch's (``tests/test_backends.py``). OpenVINO was
+probed by the issue's reporter at torch-eager speed with default settings, so it is not added.
 
 Spiking models stay on torch: their forward pass loops over time steps with LIF state, and their
 attention maps (``seg_core.explain``) are read from the torch modules during that loop; the
@@ -47,6 +49,7 @@ __all__ = [
     "create_backend",
     "export_cache_dir",
     "export_onnx",
+    "int8_graph",
     "onnx_unsupported_reason",
 ]
 
@@ -187,17 +190,54 @@ def export_onnx(model: nn.Module, config: dict[str, Any], cache_dir: Path | None
     return path
 
 
-def int8_graph(config: dict[str, Any], folder: Path | None) -> Path | None:
-    """The weights' accepted int8 graph (``seg_core.quantize``), its sha256 checked, or ``None``."""
-    from seg_core.weights import WeightsError, sha256_file
+def int8_graph(model: nn.Module, config: dict[str, Any], folder: Path | None) -> Path | None:
+    """The weights' accepted int8 graph, built at first use from their calibration ranges, or ``None``.
+
+    The ranges (``config["int8"]["file"]`` in ``folder``) must match the sha256 in ``config.json``.
+    The graph is built once into :func:`export_cache_dir` beside the fp32 export
+    (:func:`seg_core.int8_graph.cached_int8_graph`) and used only when its content digest equals the
+    ``graph_digest`` that :mod:`seg_core.quantize` validated; otherwise a warning says why and the
+    result is ``None``, so ``auto`` runs the fp32 graph.
+
+    Raises:
+        WeightsError: the ranges do not match their sha256.
+    """
+    return _int8_graph_or_why_not(model, config, folder)[0]
+
+
+def _int8_graph_or_why_not(model: nn.Module, config: dict[str, Any], folder: Path | None) -> tuple[Path | None, str | None]:
+    """``(graph, None)``, or ``(None, why)``; ``why`` is None where the weights have no accepted int8 record."""
+    from seg_core.int8_graph import cached_int8_graph, graph_digest, toolchain_versions
+    from seg_core.weights import WeightsError
 
     record = config.get("int8") or {}
-    if not record.get("accepted") or folder is None or not (Path(folder) / record["file"]).is_file():
-        return None
-    path = Path(folder) / record["file"]
-    if sha256_file(path) != record.get("sha256"):
-        raise WeightsError(f"{path} does not match the sha256 in its config.json; refusing to load it")
-    return path
+    if not record.get("accepted") or folder is None:
+        return None, None
+    ranges = Path(folder) / record["file"]
+    if "graph_digest" not in record:
+        why = f"its int8 record is in the old layout (a shipped {record['file']}, no calibration ranges)"
+    elif not ranges.is_file():
+        why = f"its int8 calibration ranges {record['file']} are missing"
+    else:
+        calibration = ranges.read_bytes()
+        if hashlib.sha256(calibration).hexdigest() != record.get("sha256"):
+            raise WeightsError(f"{ranges} does not match the sha256 in its config.json; refusing to load it")
+        try:
+            graph = cached_int8_graph(export_onnx(model, config), calibration)
+        except Exception as error:  # noqa: BLE001 - a graph that cannot be built here is run as fp32
+            why = f"the int8 graph could not be built here ({error})"
+        else:
+            if graph_digest(graph) == record["graph_digest"]:
+                return graph, None
+            # Same weights and ranges, so the exporter or quantiser differs: say which versions validated it.
+            built, here = record.get("versions") or {}, toolchain_versions()
+            why = (
+                f"the int8 graph rebuilt here differs from the validated one (validated with torch {built.get('torch', '?')} "
+                f"/ ONNX Runtime {built.get('onnxruntime', '?')}, here {here['torch']} / {here['onnxruntime']})"
+            )
+            log.warning("%s: %s differs from the int8 graph quantize validated", config.get("id"), graph)
+    log.warning("%s: %s; running the fp32 graph", config.get("id"), why)
+    return None, f"{why}; rerun python -m seg_core quantize"
 
 
 def create_backend(
@@ -212,27 +252,38 @@ def create_backend(
 
     ``auto``: ONNX Runtime for exportable networks on the CPU unless bfloat16 was asked for (then
     torch, whose oneDNN bf16 kernels are the fast path on CPUs that have them), else torch; the int8
-    graph shipped in ``folder`` where its validation Dice passed :mod:`seg_core.quantize`'s gate,
-    else the fp32 export. ``onnxruntime`` is always the fp32 graph. ``onnxruntime`` and
-    ``onnxruntime-int8`` fail loudly when impossible; ``auto`` falls back to torch and says why.
+    graph (:func:`int8_graph`, built from the ranges in ``folder``) where its validation Dice passed
+    :mod:`seg_core.quantize`'s gate and the graph built here is the one validated, else the fp32
+    export, and the reason says why not int8. ``onnxruntime`` is always the fp32 graph.
+    ``onnxruntime`` and ``onnxruntime-int8`` fail loudly when impossible; ``auto`` falls back to
+    torch and says why.
     """
     if preference not in BACKENDS:
         raise ValueError(f"unknown backend {preference!r}; choose one of {', '.join(BACKENDS)}")
     reason = onnx_unsupported_reason(config)
+    if preference == "onnxruntime-int8" and (bfloat16 or device.type != "cpu"):
+        raise ValueError(
+            f"onnxruntime-int8 runs float32 inputs on the CPU; it cannot honour {'bfloat16' if bfloat16 else device.type}"
+        )
+    why_not_int8 = None
     if preference in ("auto", "onnxruntime-int8") and not reason and not bfloat16 and device.type == "cpu":
-        int8 = int8_graph(config, folder)
+        int8, why_not_int8 = _int8_graph_or_why_not(model, config, folder)
         if int8 is not None:
             drop = config["int8"]["drop"]
             return OnnxRuntimeBackend(int8, name="onnxruntime-int8"), f"int8 graph (validation Dice drop {drop:+.4f})"
         if preference == "onnxruntime-int8":
-            raise ValueError(f"{config.get('id')} has no accepted int8 graph; make one with python -m seg_core quantize")
+            raise ValueError(
+                f"{config.get('id')} cannot run on onnxruntime-int8: "
+                + (why_not_int8 or "it has no accepted int8 graph; make one with python -m seg_core quantize")
+            )
     if preference == "torch" or (preference == "auto" and (reason or bfloat16 or device.type != "cpu")):
         why = "asked for" if preference == "torch" else reason or ("bfloat16 asked for" if bfloat16 else "not on the CPU")
         return TorchBackend(model, device, bfloat16), why
     if reason:
         raise ValueError(f"{config.get('id')} cannot run on {preference}: {reason}")
     try:
-        return OnnxRuntimeBackend(export_onnx(model, config)), "exported graph (default on the CPU)"
+        why = f"fp32 exported graph: {why_not_int8}" if why_not_int8 else "exported graph (default on the CPU)"
+        return OnnxRuntimeBackend(export_onnx(model, config)), why
     except Exception as error:  # noqa: BLE001 - any exporter/runtime failure falls back to the reference
         if preference == "onnxruntime":
             raise

@@ -175,7 +175,7 @@ def _batch(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from seg_core.backends import export_cache_dir, export_onnx, onnx_unsupported_reason
+    from seg_core.backends import export_cache_dir, export_onnx, int8_graph, onnx_unsupported_reason
     from seg_core.weights import list_weights, load_model
 
     model_ids = list_weights() if args.model == "all" else args.model.split(",")
@@ -186,6 +186,9 @@ def _export(args: argparse.Namespace) -> int:
             print(f"{model_id}: stays on torch ({reason})")
             continue
         print(f"{model_id}: {export_onnx(loaded.model, loaded.config)}")
+        if (loaded.config.get("int8") or {}).get("accepted"):
+            graph = int8_graph(loaded.model, loaded.config, loaded.folder)
+            print(f"{model_id} int8: {graph or 'not built (see the warning above); the fp32 graph runs'}")
     print(f"cache: {export_cache_dir()} (outside git; delete it at will, graphs are made again at first use)")
     return 0
 
@@ -199,6 +202,19 @@ def _quantize(args: argparse.Namespace) -> int:
         print(
             f"{model_id}: validation Dice fp32 {record['val_dice_fp32']:.4f}, int8 {record['val_dice_int8']:.4f}, "
             f"drop {record['drop']:+.4f}: {verdict}"
+        )
+    return 0
+
+
+def _store_int8(args: argparse.Namespace) -> int:
+    from seg_core.store_int8 import store_int8
+
+    for model_id in args.model.split(","):
+        record = store_int8(model_id, args.data_root)
+        verdict = "stored as int8" if record["accepted"] else f"kept as it was (drop over {record['max_drop']})"
+        print(
+            f"{model_id}: validation Dice {record['val_dice_before']:.4f}, with int8 storage {record['val_dice_int8_storage']:.4f}, "
+            f"{record['bytes_before']} -> {record['bytes_after']} bytes: {verdict}"
         )
     return 0
 
@@ -412,19 +428,31 @@ def _add_batch(commands: _Subcommands) -> None:
 
 
 def _add_export(commands: _Subcommands) -> None:
-    export = commands.add_parser("export", help="export shipped models to ONNX ahead of first use (cached outside git)")
+    export = commands.add_parser(
+        "export", help="export shipped models to ONNX and build their int8 graphs ahead of first use (cached outside git)"
+    )
     export.add_argument("--model", default="all", help="weights id, a comma list, or all (default)")
     export.set_defaults(handler=_export)
 
 
 def _add_quantize(commands: _Subcommands) -> None:
     quantize = commands.add_parser(
-        "quantize", help="build an int8 ONNX graph, kept beside the weights only if validation Dice drops <= 0.005"
+        "quantize",
+        help="calibrate an int8 ONNX graph; its ranges are kept beside the weights only if validation Dice drops <= 0.005",
     )
     quantize.add_argument("--model", required=True, help="weights id or a comma list")
     quantize.add_argument("--data-root", required=True, help="folder holding the dataset folder (training and validation split)")
     quantize.add_argument("--calibration", type=int, default=64, help="training slices to calibrate the int8 ranges on")
     quantize.set_defaults(handler=_quantize)
+
+
+def _add_store_int8(commands: _Subcommands) -> None:
+    store = commands.add_parser(
+        "store-int8", help="store a model's kernels as per-channel int8 (half of float16), only if validation Dice drops <= 0.005"
+    )
+    store.add_argument("--model", required=True, help="weights id or a comma list")
+    store.add_argument("--data-root", required=True, help="folder holding the dataset folder (validation split)")
+    store.set_defaults(handler=_store_int8)
 
 
 def _add_evaluate(commands: _Subcommands) -> None:
@@ -513,6 +541,7 @@ _SUBCOMMANDS = (
     _add_batch,
     _add_export,
     _add_quantize,
+    _add_store_int8,
     _add_evaluate,
     _add_select,
     _add_split,

@@ -107,7 +107,7 @@ _FILE_DESCRIPTIONS = {
     "metrics.json": "the model's recorded test figures",
     "config.json": "the model's settings",
     "model.safetensors": "the model's weights",
-    "model.int8.onnx": "the model's compact (8-bit) version",
+    "model.int8.calibration.json": "the measurements the model's compact (8-bit) version is built from at first use",
     "leaderboard.json": "the table of all models' test figures",
     "README.md": "the model card",
 }

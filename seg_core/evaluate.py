@@ -111,7 +111,8 @@ def evaluate(
         out: a folder to journal finished groups in; a rerun skips those whose files and model are unchanged.
     """
     folder = resolve_weights(model, weights_dir)
-    model_id = read_config(folder).get("id", folder.name)  # as LoadedModel.model_id, without loading it here
+    config = read_config(folder)
+    model_id = config.get("id", folder.name)  # as LoadedModel.model_id, without loading it here
     dataset = open_dataset(dataset_name, data_root)
     groups = _groups(dataset, dataset_name, split)
     if not groups:
@@ -128,6 +129,9 @@ def evaluate(
         "groups": len(groups),
         # A missed or spurious tumor's HD95 is the image (volume) diagonal: see seg_core.metrics.
         "hd95_convention": "brats-diagonal",
+        # Which weights (and int8 graph) these figures describe: a test can then tell stale figures.
+        "weights_sha256": (config.get("sha256") or {}).get("model.safetensors"),
+        "int8_graph": (config.get("int8") or {}).get("sha256") if (config.get("int8") or {}).get("accepted") else None,
     }
     image_summary = summarize(images)
     for metric in HEADLINE:

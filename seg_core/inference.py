@@ -120,8 +120,8 @@ class Segmenter:
             for it (``"inference_dtype": "bfloat16"``, recorded for weights trained and validated
             that way), the device computes bfloat16 natively and the backend is torch. The mask
             can differ from a float32 run in a few boundary pixels.
-        backend: ``"auto"`` (the weights' int8 graph where they ship one, else ONNX Runtime where
-            the model exports, else torch), ``"torch"``, ``"onnxruntime"`` (fp32),
+        backend: ``"auto"`` (the weights' int8 graph where they ship its calibration ranges and it
+            rebuilds to the validated graph, else ONNX Runtime where the model exports, else torch), ``"torch"``, ``"onnxruntime"`` (fp32),
             ``"onnxruntime-int8"``, or a ready backend object; see
             :func:`seg_core.backends.create_backend`. Built at first use,
             so the one-off export (2-9 s, then cached on disk) is not paid by explain-only uses.

@@ -183,6 +183,19 @@ def _model_section(config: dict[str, Any], dataset: str) -> list[str]:
         f"modalities {', '.join(config['modalities'])}; intensity normalisation `{json.dumps(config.get('normalization'))}`; "
         f"threshold {config.get('threshold', 0.5)}.",
         f"- Weights stored as {config.get('stored_dtype', 'float32')} safetensors, loaded as float32.",
+        *_storage_lines(config.get("storage")),
+    ]
+
+
+def _storage_lines(storage: dict[str, Any] | None) -> list[str]:
+    """How the int8 storage of the kernels was checked, when the weights were converted to it."""
+    if not storage or not storage.get("accepted"):
+        return []
+    return [
+        f"- The trained float16 kernels were stored as per-channel int8 afterwards (`{storage['command']}`): "
+        f"validation Dice {storage['val_dice_int8_storage']:.4f} against {storage['val_dice_before']:.4f} before "
+        f"(drop {storage['drop']:+.4f}, allowed {storage['max_drop']}; {storage['backend']}), "
+        f"{storage['bytes_before'] / 1e6:.2f} MB -> {storage['bytes_after'] / 1e6:.2f} MB. The test figures below are of these weights.",
     ]
 
 
@@ -297,16 +310,27 @@ def _cost_section(cost: dict[str, Any] | None) -> list[str]:
 
 
 def _int8_section(int8: dict[str, Any] | None) -> list[str]:
-    """How the shipped int8 graph was made and validated, when there is one."""
+    """How the int8 graph is made and was validated, when the weights have one."""
     if not int8:
         return []
+    if "graph_digest" not in int8:  # the old layout shipped the graph itself; it is no longer read
+        return [
+            "",
+            "## int8 graph",
+            f"`{int8['file']}` is no longer run; `{int8['command']}` replaces it with calibration ranges.",
+        ]
+    built = int8.get("versions") or {}
     return [
         "",
         "## int8 graph",
-        f"`{int8['file']}` (sha256 `{int8['sha256']}`) is this network quantised for ONNX Runtime (static QDQ, per-channel int8 "
-        f"weights, uint8 activations), calibrated on {int8['calibration_slices']} training slices: `{int8['command']}`. "
-        f"Validation Dice {int8['val_dice_int8']:.4f} against {int8['val_dice_fp32']:.4f} in float32 (drop {int8['drop']:+.4f}, "
-        f"allowed {int8['max_drop']}); the app runs it by default, `--backend onnxruntime` runs float32.",
+        f"`{int8['file']}` (sha256 `{int8['sha256']}`) holds the activation ranges of ONNX Runtime static quantisation "
+        f"(QDQ, per-channel int8 weights, uint8 activations), calibrated on {int8['calibration_slices']} training slices: "
+        f"`{int8['command']}`. The int8 graph itself is not shipped: it is built from these ranges at first use into the "
+        "ONNX cache outside git, and runs only when its content digest is the validated one "
+        f"(`{int8['graph_digest']}`, built with torch {built.get('torch', '?')} and ONNX Runtime {built.get('onnxruntime', '?')}); "
+        f"otherwise the float32 graph runs. Validation Dice {int8['val_dice_int8']:.4f} against {int8['val_dice_fp32']:.4f} "
+        f"in float32 (drop {int8['drop']:+.4f}, allowed {int8['max_drop']}); the app runs it by default, "
+        "`--backend onnxruntime` runs float32.",
     ]
 
 

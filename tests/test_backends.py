@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,10 @@ from seg_core.backends import OnnxRuntimeBackend, TorchBackend, create_backend, 
 from seg_core.inference import Segmenter
 from seg_core.samples import list_samples, load_sample
 from seg_core.weights import list_weights, load_model
+from seg_core.weights.layout import INT8_CALIBRATION_NAME
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tiny_models import UNNORMALIZED, save_tiny_model  # noqa: E402
 
 SHIPPED = list_weights()
 EXPORTABLE = [m for m in SHIPPED if onnx_unsupported_reason(load_model(m).config) is None]
@@ -104,13 +108,18 @@ INT8 = [m for m in SHIPPED if (load_model(m).config.get("int8") or {}).get("acce
 
 @pytest.mark.parametrize("model_id", INT8)
 def test_shipped_int8_graphs_passed_their_gate_and_agree_with_torch(model_id: str, data_root: Path) -> None:
+    from seg_core.int8_graph import graph_digest
     from seg_core.quantize import MAX_DICE_DROP
 
     loaded = load_model(model_id)
     record = loaded.config["int8"]
     assert record["drop"] <= MAX_DICE_DROP and record["val_dice_fp32"] - record["val_dice_int8"] == pytest.approx(record["drop"])
+    # Ranges ship, graphs do not (weights/ stays small): the graph is built here and must be the validated one.
+    assert record["file"] == INT8_CALIBRATION_NAME and (loaded.folder / INT8_CALIBRATION_NAME).is_file()
+    assert not list(loaded.folder.glob("*.onnx"))
     default = Segmenter(loaded)
-    assert default.backend.name == "onnxruntime-int8"
+    assert default.backend.name == "onnxruntime-int8", default.backend_reason
+    assert graph_digest(default.backend.path) == record["graph_digest"]
     scan = _real_case(loaded.config["dataset"], data_root)
     reference = Segmenter(load_model(model_id), backend="torch", bfloat16=False)(scan)
     # int8 rounds activations: its masks are held to the validation gate above (mean over the
@@ -119,30 +128,29 @@ def test_shipped_int8_graphs_passed_their_gate_and_agree_with_torch(model_id: st
     assert _dice(default(scan).mask > 0, reference.mask > 0) >= 0.90
 
 
-def test_a_changed_int8_graph_is_refused(tmp_path: Path) -> None:
-    from seg_core.weights import WeightsError
-
-    if not INT8:
-        pytest.skip("no shipped int8 graph")
-    folder = tmp_path / INT8[0]
-    shutil.copytree(load_model(INT8[0]).folder, folder)
-    (folder / "model.int8.onnx").write_bytes((folder / "model.int8.onnx").read_bytes() + b"\0")
-    with pytest.raises(WeightsError, match="sha256"):
-        _ = Segmenter(load_model(folder)).backend
-
-
-def test_quantize_keeps_the_graph_only_within_the_gate(tmp_path: Path, data_root: Path, monkeypatch) -> None:
+def test_quantize_keeps_the_ranges_only_within_the_gate(tmp_path: Path, data_root: Path, monkeypatch) -> None:
     from seg_core import quantize
+    from seg_core.weights import sha256_file
 
     weights = tmp_path / "weights"
-    shutil.copytree(load_model("unet.figshare").folder, weights / "unet.figshare")
-    config_path = weights / "unet.figshare" / "config.json"
-    config_path.write_text(json.dumps({k: v for k, v in json.loads(config_path.read_text()).items() if k != "int8"}))
-    (weights / "unet.figshare" / "model.int8.onnx").unlink(missing_ok=True)
+    folder = save_tiny_model(
+        weights / "unet.tiny", "unet", {"width": 4, "in_channels": 1}, 32, id="unet.tiny", dataset="figshare", **UNNORMALIZED
+    )
+    config_path = folder / "config.json"
     for drop, kept in ((0.004, True), (0.006, False)):
+        (folder / "model.int8.onnx").write_bytes(b"a graph shipped by the old layout")
         figures = iter([0.75, 0.75 - drop])  # fp32 first, then int8
         monkeypatch.setattr(quantize, "validation_dice", lambda *args, figures=figures: next(figures))
-        record = quantize.quantize_int8("unet.figshare", data_root, weights, calibration=4)
+        record = quantize.quantize_int8("unet.tiny", data_root, weights, calibration=4)
         assert record["accepted"] is kept and record["calibration_slices"] == 4
-        assert (weights / "unet.figshare" / "model.int8.onnx").is_file() is kept
-        assert ("int8" in json.loads(config_path.read_text())) is kept
+        assert (folder / INT8_CALIBRATION_NAME).is_file() is kept
+        assert not list(folder.glob("*.onnx"))
+        config = json.loads(config_path.read_text())
+        assert ("int8" in config) is kept
+        backend = Segmenter(load_model(folder)).backend
+        if kept:
+            assert config["int8"]["file"] == INT8_CALIBRATION_NAME
+            assert config["int8"]["sha256"] == sha256_file(folder / INT8_CALIBRATION_NAME)
+            assert backend.name == "onnxruntime-int8"  # built here from the ranges: the validated graph
+        else:
+            assert backend.name == "onnxruntime"

@@ -98,11 +98,15 @@ def test_evaluate_prints_a_table_and_json(data_root: Path) -> None:
 def test_segment_offers_every_backend_and_export_writes_the_graphs(tmp_path, monkeypatch) -> None:
     from seg_core.backends import BACKENDS
     from seg_core.cli import BACKEND_CHOICES, main
+    from seg_core.weights import load_model
 
     assert BACKEND_CHOICES == BACKENDS
     monkeypatch.setenv("BRAINSEG_CACHE_DIR", str(tmp_path))
     assert main(["export", "--model", "unet.figshare,naive_prior.figshare"]) == 0
-    assert len(list((tmp_path / "onnx").glob("unet.figshare-*.onnx"))) == 1
+    fp32 = [p for p in (tmp_path / "onnx").glob("unet.figshare-*.onnx") if ".int8-" not in p.name]  # int8 graphs lie beside
+    assert len(fp32) == 1
+    has_int8 = bool((load_model("unet.figshare").config.get("int8") or {}).get("accepted"))
+    assert len(list((tmp_path / "onnx").glob("unet.figshare-*.int8-*.onnx"))) == int(has_int8)
     assert not list((tmp_path / "onnx").glob("naive_prior*"))  # baselines stay on torch
 
 

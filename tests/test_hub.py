@@ -32,6 +32,7 @@ from seg_core.weights import (
     sha256_file,
     verify_sha256,
 )
+from seg_core.weights.layout import INT8_CALIBRATION_NAME
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mock_hub import MockHub  # noqa: E402
@@ -291,6 +292,22 @@ def test_publish_refuses_weights_that_do_not_match_their_record(hub: MockHub, ti
     with pytest.raises(WeightsError, match="recorded sha256"):
         publish(folder, "brainseg/unet-tiny", endpoint=hub.endpoint, token=False)
     assert hub.repos == {}
+
+
+def test_int8_calibration_ranges_travel_with_the_weights(hub: MockHub, tiny_folder: Path, tmp_path: Path) -> None:
+    # The int8 graph is built from these ranges at first use (seg_core.int8_graph), so they must come along.
+    folder = shutil.copytree(tiny_folder, tmp_path / "unet.tiny")
+    ranges = folder / INT8_CALIBRATION_NAME
+    ranges.write_text('{"CLS": "TensorsData", "data": {}}')
+    config = json.loads((folder / CONFIG_NAME).read_text())
+    (folder / CONFIG_NAME).write_text(json.dumps({**config, "int8": {"accepted": True, "sha256": "0" * 64}}))
+    with pytest.raises(WeightsError, match="int8"):  # ranges that are not the validated ones stay home
+        publish(folder, "brainseg/unet-int8", endpoint=hub.endpoint, token=False)
+    (folder / CONFIG_NAME).write_text(json.dumps({**config, "int8": {"accepted": True, "sha256": sha256_file(ranges)}}))
+    result = publish(folder, "brainseg/unet-int8", endpoint=hub.endpoint, token=False)
+    assert hub.files("brainseg/unet-int8", result["commit"])[INT8_CALIBRATION_NAME] == ranges.read_bytes()
+    loaded = load_model(result["load"], endpoint=hub.endpoint, cache_dir=tmp_path / "c")
+    assert (loaded.folder / INT8_CALIBRATION_NAME).read_bytes() == ranges.read_bytes()
 
 
 def test_publish_command_line(hub: MockHub, tiny_folder: Path) -> None:

@@ -12,6 +12,8 @@ from seg_core.evaluate import evaluate
 from seg_core.weights import list_weights, load_model
 
 REPO = Path(__file__).resolve().parent.parent
+#: The most ``weights/`` may hold (issue 4): it is cloned by every user.
+WEIGHTS_BUDGET_BYTES = 80_000_000
 
 
 @pytest.mark.parametrize("model_id", list_weights())
@@ -22,6 +24,30 @@ def test_shipped_weights_have_the_hub_layout_and_load(model_id: str) -> None:
     loaded = load_model(model_id)
     assert loaded.config["id"] == model_id and loaded.config["architecture"] == model_id.split(".")[0]
     assert not loaded.model.training
+
+
+def test_weights_folder_stays_within_its_size_budget() -> None:
+    sizes = {path: path.stat().st_size for path in (REPO / "weights").rglob("*") if path.is_file()}
+    largest = sorted(sizes, key=sizes.get, reverse=True)[:3]
+    assert sum(sizes.values()) <= WEIGHTS_BUDGET_BYTES, (
+        f"weights/ holds {sum(sizes.values()) / 1e6:.1f} MB; largest: {[str(p.relative_to(REPO)) for p in largest]}"
+    )
+
+
+@pytest.mark.parametrize("model_id", list_weights())
+def test_test_figures_describe_the_weights_now_in_the_folder(model_id: str) -> None:
+    """Figures measured on weights that were since replaced (e.g. by int8 storage) must be measured again."""
+    folder = REPO / "weights" / model_id
+    config = json.loads((folder / "config.json").read_text())
+    records = [v for k, v in json.loads((folder / "metrics.json").read_text()).items() if k.startswith("test:")]
+    assert records, f"{model_id} has no test figures"
+    for record in records:
+        if config.get("storage", {}).get("accepted"):
+            assert "weights_sha256" in record, f"{model_id} was stored as int8 after its test figures were measured"
+        if "weights_sha256" in record:
+            assert record["weights_sha256"] == config["sha256"]["model.safetensors"], f"{model_id}: stale test figures"
+            accepted_graph = config.get("int8", {}).get("sha256") if config.get("int8", {}).get("accepted") else None
+            assert record["int8_graph"] == accepted_graph, f"{model_id}: test figures of another int8 graph"
 
 
 @pytest.mark.data

@@ -11,8 +11,8 @@ distilled from the best shipped conventional network of the dataset.
 
 When a job's training ends, the queue chooses threshold, post-processing and flip TTA on the
 validation patients (``select``), applies the shipping gate (validation Dice at least
-:data:`GATE_MARGIN` above the naive prior's), and copies a passing model into ``weights/`` with its
-test-split figures; a model that fails leaves ``weights/``. Checkpoints, logs and the queue's state
+:data:`GATE_MARGIN` above the naive prior's), and copies a passing model into ``weights/``, its kernels
+stored as int8 where validation holds (``store-int8``), with its test-split figures; a model that fails leaves ``weights/``. Checkpoints, logs and the queue's state
 live under ``cache/zoo/<dataset>/`` (outside git).
 """
 
@@ -204,6 +204,7 @@ class ZooQueue:
         """
         from seg_core.evaluate import evaluate, select_inference_settings, write_test_metrics
         from seg_core.leaderboard import inference_cost
+        from seg_core.store_int8 import store_int8
 
         job = self.state[model_id]
         trained = self.folder / "weights"
@@ -226,6 +227,8 @@ class ZooQueue:
         if shipped_folder.exists():
             shutil.rmtree(shipped_folder)
         shutil.copytree(trained / model_id, shipped_folder)
+        if get_spec(job["arch"]).trainable:  # int8 kernels keep weights/ within its size budget, if validation holds
+            result["storage"] = store_int8(model_id, self.data_root, self.weights_dir)["accepted"]
         evaluation = evaluate(model_id, self.protocol.dataset, self.data_root, split="test", weights_dir=self.weights_dir)
         write_test_metrics(evaluation, self.weights_dir)
         record_metrics(shipped_folder, "inference_cost", inference_cost(model_id, self.weights_dir))

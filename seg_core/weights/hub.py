@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seg_core.weights.layout import CARD_NAME, CONFIG_NAME, METRICS_NAME, WEIGHTS_NAME, WeightsError
+from seg_core.weights.layout import CARD_NAME, CONFIG_NAME, INT8_CALIBRATION_NAME, METRICS_NAME, WEIGHTS_NAME, WeightsError
 
 logger = logging.getLogger(__name__)
 
 #: The files of a weights folder that go to (and come from) the Hub; the first two are required.
-HUB_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, METRICS_NAME)
+HUB_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, METRICS_NAME, INT8_CALIBRATION_NAME)
 HUB_PREFIX = "hub:"
 _REPO_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _REVISION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
@@ -90,8 +90,8 @@ def download_hub_weights(reference: HubWeights) -> Path:
     """Download (or find in the cache) a Hub weights repo's files; returns the snapshot folder.
 
     Only the weights-folder files are fetched (``config.json``, ``model.safetensors``, and the model
-    card and ``metrics.json`` when the repo has them), one by one with ``hf_hub_download``, so any
-    Hub mirror answering ``/{repo}/resolve/{revision}/{file}`` serves them. A commit already in the
+    card, ``metrics.json`` and the int8 calibration ranges when the repo has them), one by one with
+    ``hf_hub_download``, so any Hub mirror answering ``/{repo}/resolve/{revision}/{file}`` serves them. A commit already in the
     cache is served without any request; an unreachable Hub is noticed with one request (no retry
     storm per file) and then only the cache is used. Digests are checked by :func:`load_model`.
 

@@ -8,6 +8,9 @@ from typing import Any
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 CONFIG_NAME, WEIGHTS_NAME, METRICS_NAME, CARD_NAME = "config.json", "model.safetensors", "metrics.json", "README.md"
+#: The activation ranges an int8 graph is built from at first use (:mod:`seg_core.int8_graph`); the
+#: graph itself is not shipped.
+INT8_CALIBRATION_NAME = "model.int8.calibration.json"
 #: config.json key of the ``{file name: sha256 hex}`` record of the weights files.
 SHA256_KEY = "sha256"
 

@@ -9,10 +9,12 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from seg_core.models import create_model, get_spec
 from seg_core.weights.hub import HUB_PREFIX, HubWeights, download_hub_weights
+from seg_core.weights.int8_storage import CODEC, decode_int8
 from seg_core.weights.integrity import verify_sha256
 from seg_core.weights.layout import WEIGHTS_DIR, WEIGHTS_NAME, WeightsError, list_weights, read_config
 
@@ -64,6 +66,21 @@ def resolve_weights(model: str | Path | HubWeights, weights_dir: str | Path = WE
     return folder
 
 
+def _read_state(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a ``model.safetensors``, int8-stored kernels already widened to float32."""
+    with safe_open(str(path), framework="pt") as reader:
+        codec = (reader.metadata() or {}).get("codec")
+    state = load_file(str(path))
+    if codec is None:
+        return state
+    if codec != CODEC:
+        raise WeightsError(f"{path} is stored with codec {codec!r}, which this version cannot read (knows {CODEC!r})")
+    try:
+        return decode_int8(state)
+    except ValueError as error:
+        raise WeightsError(f"{path}: {error}") from None
+
+
 def load_model(
     model: str | Path | HubWeights,
     weights_dir: str | Path = WEIGHTS_DIR,
@@ -92,7 +109,7 @@ def load_model(
     weights_path = folder / WEIGHTS_NAME
     if not weights_path.exists():
         raise WeightsError(f"{folder} has no {WEIGHTS_NAME}")
-    state = load_file(str(weights_path))
+    state = _read_state(weights_path)
     expected = net.state_dict()
     # Stored float16 is widened back to the parameter's own dtype; integer buffers stay as they are.
     state = {k: v.to(expected[k].dtype) if k in expected else v for k, v in state.items()}

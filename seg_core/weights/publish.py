@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from seg_core.weights.hub import HUB_FILES, HUB_PREFIX, HubWeights
-from seg_core.weights.integrity import verify_sha256
-from seg_core.weights.layout import WEIGHTS_DIR, WeightsError, read_config
+from seg_core.weights.integrity import sha256_file, verify_sha256
+from seg_core.weights.layout import INT8_CALIBRATION_NAME, WEIGHTS_DIR, WeightsError, read_config
 from seg_core.weights.loading import resolve_weights
 
 
@@ -24,8 +25,9 @@ def publish(
     """Upload a weights folder to a Hub model repo (created when missing) with ``huggingface_hub``.
 
     Exactly the weights-folder files go up (``config.json``, ``model.safetensors``, ``README.md``,
-    ``metrics.json``), and only after their sha256 record has been checked, so what is published is
-    what was saved.
+    ``metrics.json``, and ``model.int8.calibration.json`` where ``quantize`` kept one), and only after
+    their sha256 records (``sha256``, and ``int8`` for the calibration ranges) have been checked, so
+    what is published is what was saved.
 
     Args:
         model: a weights id or folder.
@@ -48,6 +50,7 @@ def publish(
     folder = resolve_weights(model, weights_dir)
     config = read_config(folder)
     verify_sha256(folder, config, required=True)
+    _verify_int8_calibration(folder, config)
     HubWeights(repo_id, revision or "main")  # validates the names before any request
     model_id = config.get("id", folder.name)
     operations = [
@@ -73,3 +76,10 @@ def publish(
         "commit_url": str(info.commit_url),
         "load": f"{HUB_PREFIX}{repo_id}@{info.oid}",
     }
+
+
+def _verify_int8_calibration(folder: Path, config: dict[str, Any]) -> None:
+    """Refuse calibration ranges that are not the ones ``quantize`` validated (a stale file has no record)."""
+    path = folder / INT8_CALIBRATION_NAME
+    if path.is_file() and sha256_file(path) != (config.get("int8") or {}).get("sha256"):
+        raise WeightsError(f"{path} does not match the sha256 under int8 in its config.json; rerun python -m seg_core quantize")
