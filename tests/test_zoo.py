@@ -117,3 +117,15 @@ def test_status_lines_show_each_shipped_models_recorded_test_figure_training_and
         if row.get("budget_cpu_minutes") and row["architecture"] not in ("naive_prior", "pixel_classifier"):
             assert f"of {row['budget_cpu_minutes']:.0f} CPU-min" in lines[model_id]
     assert all(lines[m].split()[1] == "pending" and len(lines[m].split()) == 2 for m in queue.state if m not in shipped)
+
+
+def test_a_lost_queue_state_is_rebuilt_from_the_shipped_weights(tmp_path):
+    """A new checkout has no cache/: models shipped under the protocol are not trained again."""
+    queue = ZooQueue(protocol_for("brats"), "../shared/data", tmp_path / "zoo", WEIGHTS_DIR)
+    shipped = [m for m, job in queue.state.items() if job["status"] == "shipped"]
+    on_disk = [m for m in queue.state if (WEIGHTS_DIR / m / "config.json").is_file()]
+    assert on_disk and shipped == on_disk
+    assert all(queue.state[m]["val_dice"] > 0 for m in shipped)
+    # A model trained under another recipe (here another budget) is trained again.
+    other = ZooQueue(protocol_for("brats", budget_minutes=5), "../shared/data", tmp_path / "other", WEIGHTS_DIR)
+    assert all(job["status"] == "pending" for job in other.state.values())

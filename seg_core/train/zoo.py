@@ -149,10 +149,32 @@ class ZooQueue:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.state: dict[str, dict[str, Any]] = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
         for arch in protocol.architectures:
-            self.state.setdefault(self.model_id(arch), {"arch": arch, "status": "pending"})
+            if self.model_id(arch) not in self.state:
+                self.state[self.model_id(arch)] = self.recovered(arch) or {"arch": arch, "status": "pending"}
 
     def model_id(self, arch: str) -> str:
         return f"{arch}.{self.protocol.dataset}"
+
+    def recovered(self, arch: str) -> dict[str, Any] | None:
+        """A job's state rebuilt from its shipped weights, when the cache folder was lost (a new
+        checkout starts without it) and ``weights/`` holds the model trained under this protocol:
+        its recorded training settings equal the protocol's, so it is not trained again."""
+        from seg_core.cli import build_parser
+        from seg_core.train.config import config_from_args
+
+        folder = self.weights_dir / self.model_id(arch)
+        config_path = folder / "config.json"
+        if not config_path.is_file() or validation_figure(folder) is None:
+            return None
+        recorded = json.loads(config_path.read_text()).get("training") or {}
+        command = train_command(self.protocol, arch, self.data_root, self.folder)
+        expected = config_from_args(build_parser().parse_args(command)).__dict__
+        # Where the run lived, its teacher and its precision depend on the machine and the queue's
+        # progress, not on the recipe.
+        machine_specific = {"data_root", "weights_dir", "checkpoint_dir", "teacher", "bf16", "device"}
+        if any(recorded.get(name) != value for name, value in expected.items() if name not in machine_specific):
+            return None
+        return {"arch": arch, "status": "shipped", "val_dice": validation_figure(folder), "recovered_from": str(folder)}
 
     def save(self) -> None:
         self.state_path.write_text(json.dumps(self.state, indent=1) + "\n")
