@@ -232,10 +232,10 @@ def _int8_graph_or_why_not(model: nn.Module, config: dict[str, Any], folder: Pat
             # Same weights and ranges, so the exporter or quantiser differs: say which versions validated it.
             built, here = record.get("versions") or {}, toolchain_versions()
             why = (
-                f"the int8 graph rebuilt here differs from the validated one (validated with torch {built.get('torch', '?')} "
-                f"/ ONNX Runtime {built.get('onnxruntime', '?')}, here {here['torch']} / {here['onnxruntime']})"
+                f"the int8 graph rebuilt here ({graph}) differs from the validated one (validated with torch "
+                f"{built.get('torch', '?')} / ONNX Runtime {built.get('onnxruntime', '?')}, here {here['torch']} / "
+                f"{here['onnxruntime']})"
             )
-            log.warning("%s: %s differs from the int8 graph quantize validated", config.get("id"), graph)
     log.warning("%s: %s; running the fp32 graph", config.get("id"), why)
     return None, f"{why}; rerun python -m seg_core quantize"
 

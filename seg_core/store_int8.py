@@ -29,8 +29,8 @@ from seg_core.backends import onnx_unsupported_reason
 from seg_core.evaluate import validation_dice
 from seg_core.inference import Segmenter
 from seg_core.models import get_spec
-from seg_core.weights import WEIGHTS_DIR, load_model, record_metrics, save_pretrained
-from seg_core.weights.layout import CONFIG_NAME, METRICS_NAME, WEIGHTS_NAME
+from seg_core.weights import WEIGHTS_DIR, forget_metrics, load_model, record_metrics, save_pretrained
+from seg_core.weights.layout import CONFIG_NAME, WEIGHTS_NAME
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +44,6 @@ _LEGACY_GRAPH_FILES = ("model.int8.onnx", "model.int8.calibration.json")
 def _float_path(config: dict[str, Any]) -> str:
     """The float32 backend a model is scored on: the ONNX export where it exists, else torch."""
     return "torch" if onnx_unsupported_reason(config) else "onnxruntime"
-
-
-def _forget_figures_of_old_weights(folder: Path) -> None:
-    """Drop the int8-graph record measured on the replaced weights (test figures say whose they are)."""
-    path = folder / METRICS_NAME
-    if path.exists():
-        metrics = json.loads(path.read_text())
-        if metrics.pop("quantization", None) is not None:
-            path.write_text(json.dumps(metrics, indent=2) + "\n")
 
 
 def store_int8(model_id: str, data_root: str | Path, weights_dir: str | Path = WEIGHTS_DIR) -> dict[str, Any]:
@@ -93,7 +84,8 @@ def store_int8(model_id: str, data_root: str | Path, weights_dir: str | Path = W
             (loaded.folder / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
             for name in _LEGACY_GRAPH_FILES:
                 (loaded.folder / name).unlink(missing_ok=True)
-            _forget_figures_of_old_weights(loaded.folder)
+            # The int8-graph record was measured on the replaced weights (test figures say whose they are).
+            forget_metrics(loaded.folder, "quantization")
     record_metrics(loaded.folder, "storage", record)
     log.info(
         "%s int8 storage: validation %.4f vs %.4f, %d -> %d bytes (%s)",

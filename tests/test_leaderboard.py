@@ -146,7 +146,7 @@ def test_readme_zoo_page_and_api_show_the_same_ranking_per_dataset() -> None:
 
 
 def test_recorded_figures_are_standard_json_and_the_card_follows(tmp_path: Path) -> None:
-    from seg_core.weights import read_leaderboard, record_metrics, write_leaderboard
+    from seg_core.weights import forget_metrics, read_leaderboard, record_metrics, write_leaderboard
 
     _tiny_weights(tmp_path, "unet.figshare", "unet", {"width": 4})
     folder = tmp_path / "unet.figshare"
@@ -159,6 +159,9 @@ def test_recorded_figures_are_standard_json_and_the_card_follows(tmp_path: Path)
     record_metrics(folder, "training", {"epochs_run": 4, "stopped": "epochs"})
     assert json.loads((folder / "metrics.json").read_text())["training"] == {"epochs_run": 4, "stopped": "epochs"}  # replaced
     assert "Ran 4 epochs" in (folder / "README.md").read_text()
+    assert forget_metrics(folder, "training") and not forget_metrics(folder, "training")
+    assert "training" not in json.loads((folder / "metrics.json").read_text())
+    assert "Ran 4 epochs" not in (folder / "README.md").read_text()
 
     assert read_leaderboard(tmp_path) is None
     write_leaderboard({"rows": [{"dice_mean": float("inf")}]}, tmp_path)

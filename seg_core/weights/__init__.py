@@ -58,7 +58,14 @@ from seg_core.weights.layout import (
 )
 from seg_core.weights.loading import LoadedModel, load_model, resolve_weights
 from seg_core.weights.publish import publish
-from seg_core.weights.records import LEADERBOARD_NAME, json_safe, read_leaderboard, record_metrics, write_leaderboard
+from seg_core.weights.records import (
+    LEADERBOARD_NAME,
+    forget_metrics,
+    json_safe,
+    read_leaderboard,
+    record_metrics,
+    write_leaderboard,
+)
 from seg_core.weights.saving import save_pretrained
 
 __all__ = [
@@ -84,6 +91,7 @@ __all__ = [
     "read_leaderboard",
     "read_sha256_record",
     "record_metrics",
+    "forget_metrics",
     "record_sha256",
     "resolve_weights",
     "save_pretrained",

@@ -52,6 +52,20 @@ def record_metrics(folder: str | Path, key: str, value: dict[str, Any], merge: b
     return path
 
 
+def forget_metrics(folder: str | Path, key: str) -> bool:
+    """Remove ``key`` from ``folder/metrics.json`` (figures of weights no longer there) and rewrite the
+    model card; returns whether there was one."""
+    from seg_core.model_card import write_model_card
+
+    path = Path(folder) / METRICS_NAME
+    metrics = json.loads(path.read_text()) if path.exists() else {}
+    if metrics.pop(key, None) is None:
+        return False
+    _write_json(path, metrics)
+    write_model_card(path.parent)
+    return True
+
+
 def write_leaderboard(board: dict[str, Any], weights_dir: str | Path = WEIGHTS_DIR) -> Path:
     """Write ``board`` (see :func:`seg_core.leaderboard.build_leaderboard`) to ``weights_dir/leaderboard.json``."""
     path = Path(weights_dir) / LEADERBOARD_NAME
