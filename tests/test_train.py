@@ -375,3 +375,23 @@ def test_the_training_record_keeps_every_epoch_past_the_best_one(tmp_path) -> No
     training = json.loads((tmp_path / config.model_id / "metrics.json").read_text())["training"]
     assert [row["epoch"] for row in training["history"]] == [0, 1, 2] and training["best_epoch"] == 1
     assert training["epochs_run"] == 3 and training["cpu_minutes"] == 2.5
+
+
+def test_array_cache_is_never_seen_half_written(data_root, small_split, monkeypatch) -> None:
+    """The queue starts jobs side by side: a cache file interrupted while being written must not be readable."""
+    config = _config(data_root, small_split / "weights", epochs=1)
+    groups = load_split("figshare")["val"][:1]
+    real_savez = np.savez
+
+    def interrupted(stream, **arrays_to_write):
+        stream.write(b"PK\x03\x04 half of a zip")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(arrays.np, "savez", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        arrays.load_arrays(config, "val", groups)
+    assert not list((small_split / "cache").iterdir()), "a half-written cache file would be read by the next job"
+    monkeypatch.setattr(arrays.np, "savez", real_savez)
+    first = arrays.load_arrays(config, "val", groups)
+    again = arrays.load_arrays(config, "val", groups)
+    assert np.array_equal(first["images"], again["images"]) and len(first["masks"]) == len(again["masks"]) > 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,7 +46,15 @@ def load_arrays(config: TrainConfig, split_name: str, groups: list[str]) -> dict
     if not images:
         raise ValueError(f"no slices found for split {split_name!r} of {config.dataset} under {config.data_root}")
     arrays = {"images": np.stack(images), "masks": np.stack(masks), "groups": np.asarray(volume_ids, dtype=np.int32)}
-    np.savez(path, **arrays)
+    # Written under a temporary name and renamed: the queue's jobs start side by side, and one must
+    # never read the half-written file of another (os.replace is atomic within a folder).
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    try:
+        with partial.open("wb") as stream:
+            np.savez(stream, **arrays)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return arrays
 
 
