@@ -28,7 +28,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_zoo(args: argparse.Namespace) -> int:
-    from seg_core.train.zoo import ZooQueue, protocol_for, run_queue, status_lines
+    from seg_core.train.zoo import ZooQueue, parse_stop_by, protocol_for, run_queue, status_lines
 
     architectures = tuple(name for name in args.architectures.split(",") if name)
     queue = ZooQueue(
@@ -45,7 +45,7 @@ def _train_zoo(args: argparse.Namespace) -> int:
         queue.result_path(args.finalize).write_text(json.dumps(result, indent=1) + "\n")
         return 0
     if not args.status:
-        run_queue(queue, workers=args.workers)
+        run_queue(queue, workers=args.workers, stop_by=parse_stop_by(args.stop_by) if args.stop_by else None)
     print("\n".join(status_lines(queue)))
     return 0
 
@@ -366,6 +366,12 @@ def _add_train_zoo(commands: _Subcommands) -> None:
         "--architectures", default="", help="comma-separated: run only these jobs this time (the naive prior always)"
     )
     zoo.add_argument("--status", action="store_true", help="print the queue and exit")
+    zoo.add_argument(
+        "--stop-by",
+        default="",
+        help="start no job whose budget cannot be spent before this UTC time (HH:MM today, or ISO 8601), "
+        "e.g. the end of a session whose cache/ will not survive",
+    )
     zoo.add_argument("--finalize", default="", help=argparse.SUPPRESS)
     zoo.add_argument("--zoo-dir", default="", help="checkpoints, logs and state (default cache/zoo/<dataset>)")
     zoo.add_argument("--weights-dir", default="", help="where finished models are shipped (default weights/)")

@@ -129,3 +129,28 @@ def test_a_lost_queue_state_is_rebuilt_from_the_shipped_weights(tmp_path):
     # A model trained under another recipe (here another budget) is trained again.
     other = ZooQueue(protocol_for("brats", budget_minutes=5), "../shared/data", tmp_path / "other", WEIGHTS_DIR)
     assert all(job["status"] == "pending" for job in other.state.values())
+
+
+def test_stop_by_keeps_the_queue_from_starting_jobs_that_cannot_finish(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from seg_core.train.zoo import parse_stop_by, run_queue
+
+    def queue(folder):
+        zoo = ZooQueue(protocol_for("figshare", architectures=("unet",)), "../shared/data", tmp_path / folder, tmp_path / "w")
+        zoo.state["naive_prior.figshare"].update(status="shipped", val_dice=0.2)
+        return zoo
+
+    soon = datetime.now(UTC) + timedelta(minutes=30)  # less than the 60 CPU-minute budget
+    held = run_queue(queue("held"), poll_s=0.01, python="/bin/false", stop_by=soon)
+    assert held["unet.figshare"]["status"] == "pending", "a job that cannot finish is not started"
+    # Without the limit the job starts (and, with /bin/false as the interpreter, fails at once).
+    started = run_queue(queue("started"), poll_s=0.01, python="/bin/false", stop_by=soon + timedelta(hours=2))
+    assert started["unet.figshare"]["status"] == "failed"
+
+    now = datetime(2026, 12, 5, 3, 0, tzinfo=UTC)
+    assert parse_stop_by("06:10", now) == datetime(2026, 12, 5, 6, 10, tzinfo=UTC)
+    assert parse_stop_by("02:00", now) == datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
+    assert parse_stop_by("2026-12-05T06:10", now) == datetime(2026, 12, 5, 6, 10, tzinfo=UTC)
+    with pytest.raises(ValueError, match="HH:MM"):
+        parse_stop_by("soon", now)

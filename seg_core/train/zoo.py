@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -292,14 +293,25 @@ def shipping_gate_failures(weights_dir: Path = WEIGHTS_DIR, margin: float = GATE
     return failures
 
 
-def run_queue(queue: ZooQueue, workers: int = 2, poll_s: float = 10.0, python: str = sys.executable) -> dict[str, dict]:
+def run_queue(
+    queue: ZooQueue,
+    workers: int = 2,
+    poll_s: float = 10.0,
+    python: str = sys.executable,
+    stop_by: datetime | None = None,
+) -> dict[str, dict]:
     """Run every unfinished job until none is left: at most ``workers`` processes at once, one thread each.
 
     A job's training and its shipping (``finalize``) are separate processes; shipping goes first
     when a slot frees up, and waits for the naive prior's, whose figure the gate needs.
+
+    ``stop_by`` (a time the machine will be gone, e.g. the end of a session whose cache folder does
+    not survive) keeps the queue from starting a training job whose budget cannot be spent before it:
+    one thread spends a CPU-minute in a minute at best. Running jobs and shipping still finish.
     """
     training: dict[str, tuple[subprocess.Popen, Any]] = {}
     shipping: dict[str, tuple[subprocess.Popen, Any]] = {}
+    held_back: set[str] = set()
     for job in queue.state.values():
         if job["status"] == "failed":  # each run of the queue retries a failed job once
             job["status"] = "pending"
@@ -321,10 +333,17 @@ def run_queue(queue: ZooQueue, workers: int = 2, poll_s: float = 10.0, python: s
                 finalize = ["train-zoo", "--dataset", queue.protocol.dataset, "--data-root", queue.data_root]
                 finalize += ["--zoo-dir", str(queue.folder), "--weights-dir", str(queue.weights_dir)]
                 shipping[model_id] = launch(model_id, [*finalize, "--finalize", model_id], ".ship")
+        too_late = stop_by is not None and datetime.now(UTC) + timedelta(minutes=queue.protocol.budget_minutes) > stop_by
         for model_id in queue.pending():
             if len(training) + len(shipping) >= workers:
                 break
             if model_id in training or not queue.ready(model_id):
+                continue
+            if too_late:
+                if model_id not in held_back:
+                    log.info("%s not started: its %.0f CPU-minutes would not be spent by %s", model_id,
+                             queue.protocol.budget_minutes, stop_by.isoformat(timespec="minutes"))  # fmt: skip
+                    held_back.add(model_id)
                 continue
             training[model_id] = launch(model_id, queue.command(model_id), "")
             queue.state[model_id]["status"] = "running"
@@ -382,3 +401,17 @@ def status_lines(queue: ZooQueue) -> list[str]:
 
 def _figure(value: float | None, digits: int = 4) -> str:
     return "" if value is None else f"{value:.{digits}f}"
+
+
+def parse_stop_by(text: str, now: datetime | None = None) -> datetime:
+    """``--stop-by``: ``HH:MM`` (UTC, the next such time) or an ISO 8601 time (UTC unless it says otherwise)."""
+    now = now or datetime.now(UTC)
+    try:
+        if len(text) <= 5 and ":" in text:
+            hours, minutes = (int(part) for part in text.split(":"))
+            moment = now.replace(hour=hours, minute=minutes, second=0, microsecond=0)
+            return moment if moment > now else moment + timedelta(days=1)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--stop-by {text!r}: give HH:MM (UTC) or an ISO 8601 time such as 2026-12-05T06:10") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
