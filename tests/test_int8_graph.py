@@ -143,3 +143,13 @@ def test_an_int8_record_of_the_old_layout_runs_fp32(quantized: Path, tmp_path: P
     assert backend.name == "onnxruntime" and "old layout" in reason
     with pytest.raises(ValueError, match="old layout"):
         create_backend(loaded.model, loaded.config, CPU, "onnxruntime-int8", folder=folder)
+
+
+def test_readme_int8_table_is_what_the_quantize_records_say(capsys):
+    import runpy
+
+    runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "int8_table.py"), run_name="__main__")
+    table = capsys.readouterr().out
+    assert table.count("\n") > 3, "no quantize record among the shipped weights"
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert table in readme, "README's int8 table is stale: paste the output of python scripts/int8_table.py"
